@@ -2,5 +2,12 @@
 //! ODE solutions (adjoint, backprop, checkpoint) and optimisers. Compiled to SIMD wasm; the
 //! `abi` module is the only surface TypeScript sees.
 
+pub mod abi;
+pub mod alloc;
 pub mod error;
+pub mod math;
 pub mod real;
+pub mod solver;
+
+#[global_allocator]
+static ALLOCATOR: alloc::Counting = alloc::Counting;

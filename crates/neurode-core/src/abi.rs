@@ -1,0 +1,275 @@
+//! The boundary TypeScript calls: `extern "C"` functions over linear memory. Every call that
+//! can fail returns a status (0 ok, 1 error with "CODE\tmessage" in the error buffer, 2 a
+//! JavaScript callback threw and TypeScript re-throws its exception). Nothing here panics on
+//! bad input; a panic that still happens is reported through `nd_panic` before the trap.
+
+use std::cell::RefCell;
+
+use crate::error::{Code, Error, Result};
+use crate::real::Real;
+use crate::solver::{self, Method, Options, Rhs, Stats};
+
+pub const OK: i32 = 0;
+pub const FAILED: i32 = 1;
+pub const CALLBACK_THREW: i32 = 2;
+
+#[cfg(target_arch = "wasm32")]
+#[link(wasm_import_module = "env")]
+extern "C" {
+    /// Calls the JavaScript right-hand side on top of TypeScript's stack: dy = f(t, y).
+    /// Returns 0, or 1 if it threw (the exception is kept on the JS side).
+    fn nd_js_rhs(t: f64, y: *const u8, dy: *mut u8, n: u32) -> i32;
+    /// Receives a panic message right before the instance traps.
+    fn nd_panic(msg: *const u8, len: u32);
+}
+
+// Host builds (cargo test) have no JavaScript: a JS right-hand side is an error there.
+#[cfg(not(target_arch = "wasm32"))]
+unsafe fn nd_js_rhs(_t: f64, _y: *const u8, _dy: *mut u8, _n: u32) -> i32 {
+    1
+}
+#[cfg(not(target_arch = "wasm32"))]
+unsafe fn nd_panic(_msg: *const u8, _len: u32) {}
+
+thread_local! {
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+fn set_error(e: &Error) {
+    LAST_ERROR.with(|s| {
+        let mut s = s.borrow_mut();
+        s.clear();
+        s.push_str(e.code.as_str());
+        s.push('\t');
+        s.push_str(&e.message);
+    });
+}
+
+fn status(r: Result<()>) -> i32 {
+    match r {
+        Ok(()) => OK,
+        Err(e) if e.code == Code::CallbackError => CALLBACK_THREW,
+        Err(e) => {
+            set_error(&e);
+            FAILED
+        }
+    }
+}
+
+/// Installs the panic hook. Called once by TypeScript right after instantiation.
+#[no_mangle]
+pub extern "C" fn nd_init() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info.to_string();
+        unsafe { nd_panic(msg.as_ptr(), msg.len() as u32) };
+    }));
+}
+
+#[no_mangle]
+pub extern "C" fn nd_error_ptr() -> *const u8 {
+    LAST_ERROR.with(|s| s.borrow().as_ptr())
+}
+
+#[no_mangle]
+pub extern "C" fn nd_error_len() -> usize {
+    LAST_ERROR.with(|s| s.borrow().len())
+}
+
+/// Buffers handed to TypeScript: 16-byte aligned (SIMD-friendly), freed with the same size.
+#[no_mangle]
+pub extern "C" fn nd_alloc(size: usize) -> *mut u8 {
+    match std::alloc::Layout::from_size_align(size.max(1), 16) {
+        Ok(l) => unsafe { std::alloc::alloc_zeroed(l) },
+        Err(_) => core::ptr::null_mut(),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nd_free(ptr: *mut u8, size: usize) {
+    if !ptr.is_null() {
+        std::alloc::dealloc(ptr, std::alloc::Layout::from_size_align_unchecked(size.max(1), 16));
+    }
+}
+
+/// Writes [live bytes, peak bytes, live blocks, total allocations] as f64.
+#[no_mangle]
+pub unsafe extern "C" fn nd_mem_stats(out: *mut f64) {
+    let s = crate::alloc::stats();
+    let o = core::slice::from_raw_parts_mut(out, 4);
+    o[0] = s.live_bytes as f64;
+    o[1] = s.peak_bytes as f64;
+    o[2] = s.live_blocks as f64;
+    o[3] = s.total_allocs as f64;
+}
+
+#[no_mangle]
+pub extern "C" fn nd_mem_reset_peak() {
+    crate::alloc::reset_peak();
+}
+
+/// Test hook: panics on purpose so tests can check that a panic becomes WASM_PANIC and that
+/// the next call works on a fresh instance.
+#[no_mangle]
+pub extern "C" fn nd_test_panic(code: u32) -> u32 {
+    if code != 0x5eed {
+        panic!("deliberate panic requested by a test (code {})", code);
+    }
+    code
+}
+
+/// A JavaScript right-hand side. y and dy are copied through two scratch buffers that live for
+/// the whole solve, so TypeScript can keep typed-array views over them.
+struct JsRhs<R: Real> {
+    y: Vec<R>,
+    dy: Vec<R>,
+}
+
+impl<R: Real> Rhs<R> for JsRhs<R> {
+    fn eval(&mut self, t: f64, y: &[R], dy: &mut [R]) -> Result<()> {
+        let n = y.len();
+        if self.y.len() != n {
+            // Only reached by independent solves with rows of another width: size once.
+            self.y.resize(n, R::ZERO);
+            self.dy.resize(n, R::ZERO);
+        }
+        self.y.copy_from_slice(y);
+        let threw = unsafe { nd_js_rhs(t, self.y.as_ptr() as *const u8, self.dy.as_mut_ptr() as *mut u8, n as u32) };
+        if threw != 0 {
+            return Err(Error::new(Code::CallbackError, "the right-hand side threw"));
+        }
+        dy.copy_from_slice(&self.dy);
+        Ok(())
+    }
+}
+
+/// Options as TypeScript packs them: an f64 array (NaN = not given).
+const OPT_RTOL: usize = 0;
+const OPT_STEP: usize = 1;
+const OPT_FIRST: usize = 2;
+const OPT_MAX_STEPS: usize = 3;
+const OPT_INDEPENDENT: usize = 4;
+const OPT_SAFETY: usize = 5;
+const OPT_IFACTOR: usize = 6;
+const OPT_DFACTOR: usize = 7;
+const OPT_PCOEFF: usize = 8;
+const OPT_ICOEFF: usize = 9;
+const OPT_NORM_LEN: usize = 10;
+pub const OPT_COUNT: usize = 11;
+
+fn opt(v: f64) -> Option<f64> {
+    if v.is_nan() { None } else { Some(v) }
+}
+
+unsafe fn slice<'a, T>(p: *const T, n: u32) -> &'a [T] {
+    if n == 0 { &[] } else { core::slice::from_raw_parts(p, n as usize) }
+}
+
+unsafe fn slice_mut<'a, T>(p: *mut T, n: usize) -> &'a mut [T] {
+    if n == 0 { &mut [] } else { core::slice::from_raw_parts_mut(p, n) }
+}
+
+fn decode_options(method: u32, o: &[f64], atol: &[f64], grid: &[f64]) -> Result<(Options, bool)> {
+    let method = Method::from_index(method).ok_or_else(|| Error::invalid(format!("unknown method index {}", method)))?;
+    let max_steps = o[OPT_MAX_STEPS];
+    if !(max_steps >= 1.0) || max_steps > 9.0e15 || max_steps.fract() != 0.0 {
+        return Err(Error::invalid("maxSteps must be a whole number >= 1"));
+    }
+    let d = Options::default();
+    let norm_len = opt(o[OPT_NORM_LEN]).map(|v| v as usize);
+    Ok((
+        Options {
+            method,
+            rtol: opt(o[OPT_RTOL]).unwrap_or(d.rtol),
+            atol: if atol.is_empty() { d.atol } else { atol.to_vec() },
+            step_size: opt(o[OPT_STEP]),
+            first_step: opt(o[OPT_FIRST]),
+            max_steps: max_steps as u64,
+            grid_points: grid.to_vec(),
+            norm_len,
+            safety: opt(o[OPT_SAFETY]).unwrap_or(d.safety),
+            ifactor: opt(o[OPT_IFACTOR]).unwrap_or(d.ifactor),
+            dfactor: opt(o[OPT_DFACTOR]).unwrap_or(d.dfactor),
+            pcoeff: opt(o[OPT_PCOEFF]).unwrap_or(d.pcoeff),
+            icoeff: opt(o[OPT_ICOEFF]).unwrap_or(d.icoeff),
+        },
+        o[OPT_INDEPENDENT] != 0.0,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn odeint_typed<R: Real>(
+    field: u32,
+    y0: *const u8,
+    n: u32,
+    dim: u32,
+    ts: &[f64],
+    opts: Options,
+    independent: bool,
+    out: *mut u8,
+    stats: *mut f64,
+) -> Result<()> {
+    let y0 = slice(y0 as *const R, n);
+    let out = slice_mut(out as *mut R, ts.len() * n as usize);
+    if field != 0 {
+        return Err(Error::new(Code::InvalidHandle, format!("no vector field with handle {}", field)));
+    }
+    let mut rhs = JsRhs { y: vec![R::ZERO; if independent { dim as usize } else { n as usize }], dy: vec![R::ZERO; if independent { dim as usize } else { n as usize }] };
+    if independent {
+        if dim == 0 || n % dim != 0 {
+            return Err(Error::invalid(format!("y0 length {} is not a multiple of dim {}", n, dim)));
+        }
+        let batch = (n / dim) as usize;
+        let mut rows = vec![Stats::default(); batch];
+        let r = solver::solve_independent(&mut rhs, y0, dim as usize, ts, &opts, out, &mut rows);
+        let st = slice_mut(stats, 3 * (batch + 1));
+        let mut total = Stats::default();
+        for (b, s) in rows.iter().enumerate() {
+            total.add(s);
+            st[3 * (b + 1)] = s.nfe as f64;
+            st[3 * (b + 1) + 1] = s.steps as f64;
+            st[3 * (b + 1) + 2] = s.rejected as f64;
+        }
+        st[0] = total.nfe as f64;
+        st[1] = total.steps as f64;
+        st[2] = total.rejected as f64;
+        r
+    } else {
+        let mut s = Stats::default();
+        let r = solver::solve(&mut rhs, y0, ts, &opts, out, &mut s, None);
+        let st = slice_mut(stats, 3);
+        st[0] = s.nfe as f64;
+        st[1] = s.steps as f64;
+        st[2] = s.rejected as f64;
+        r
+    }
+}
+
+/// Solves an ODE. dtype 0 = f64, 1 = f32 (y0/out element type). `field` 0 = the JavaScript
+/// right-hand side. `opts` holds OPT_COUNT f64. `stats` receives 3 f64 (nfe, steps, rejected),
+/// or 3·(1 + batch) in independent mode (totals first, then one triple per row).
+#[no_mangle]
+pub unsafe extern "C" fn nd_odeint(
+    dtype: u32,
+    field: u32,
+    method: u32,
+    y0: *const u8,
+    n: u32,
+    dim: u32,
+    ts: *const f64,
+    nts: u32,
+    opts: *const f64,
+    atol: *const f64,
+    natol: u32,
+    grid: *const f64,
+    ngrid: u32,
+    out: *mut u8,
+    stats: *mut f64,
+) -> i32 {
+    let ts = slice(ts, nts);
+    let r = decode_options(method, slice(opts, OPT_COUNT as u32), slice(atol, natol), slice(grid, ngrid)).and_then(|(o, independent)| match dtype {
+        0 => odeint_typed::<f64>(field, y0, n, dim, ts, o, independent, out, stats),
+        1 => odeint_typed::<f32>(field, y0, n, dim, ts, o, independent, out, stats),
+        _ => Err(Error::invalid(format!("unknown dtype {}", dtype))),
+    });
+    status(r)
+}

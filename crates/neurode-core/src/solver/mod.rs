@@ -1,0 +1,590 @@
+//! The explicit Runge–Kutta integrator: one step loop for every tableau, adaptive step-size
+//! control (error norm, I/PI controller, Hairer's initial step), dense output at the requested
+//! times, fixed steps, grid points, backward-in-time solves and per-row (independent) batches.
+//!
+//! Time runs internally in s = dir·t so the loop always moves forward; the field is evaluated
+//! at t = dir·s and its derivative scaled by dir (as torchdiffeq does for decreasing `t`).
+
+pub mod tableau;
+
+use crate::error::{Code, Error, Result};
+use crate::math;
+use crate::real::Real;
+pub use tableau::{Interp, Method, Tableau};
+
+/// A right-hand side f(t, y) over a whole state (batch × dim, row-major).
+pub trait Rhs<R: Real> {
+    fn eval(&mut self, t: f64, y: &[R], dy: &mut [R]) -> Result<()>;
+}
+
+/// Sees every accepted step (used by the gradient modes that store the forward pass).
+pub trait StepObserver<R: Real> {
+    /// `s0`, `h` in internal time; `stages[j]` holds k_j of the step (already scaled by dir).
+    fn accepted(&mut self, s0: f64, h: f64, y0: &[R], stages: &[Vec<R>]) -> Result<()>;
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Stats {
+    pub nfe: u64,
+    pub steps: u64,
+    pub rejected: u64,
+}
+
+impl Stats {
+    pub fn add(&mut self, o: &Stats) {
+        self.nfe += o.nfe;
+        self.steps += o.steps;
+        self.rejected += o.rejected;
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub method: Method,
+    pub rtol: f64,
+    /// One value, or one per state component.
+    pub atol: Vec<f64>,
+    /// Fixed-step methods: the step. Adaptive methods ignore it.
+    pub step_size: Option<f64>,
+    pub first_step: Option<f64>,
+    pub max_steps: u64,
+    /// Times the integrator must step onto (sorted or not; those outside the span are ignored).
+    pub grid_points: Vec<f64>,
+    /// The error norm covers only the first `norm_len` components (seminorm); None = all.
+    pub norm_len: Option<usize>,
+    pub safety: f64,
+    pub ifactor: f64,
+    pub dfactor: f64,
+    /// PI controller coefficients (diffrax's convention): pcoeff = 0, icoeff = 1 is the I controller.
+    pub pcoeff: f64,
+    pub icoeff: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            method: Method::Dopri5,
+            rtol: 1e-7,
+            atol: vec![1e-9],
+            step_size: None,
+            first_step: None,
+            max_steps: 100_000,
+            grid_points: Vec::new(),
+            norm_len: None,
+            safety: 0.9,
+            ifactor: 10.0,
+            dfactor: 0.2,
+            pcoeff: 0.0,
+            icoeff: 1.0,
+        }
+    }
+}
+
+fn finite_all<R: Real>(y: &[R]) -> bool {
+    y.iter().all(|v| v.is_finite())
+}
+
+/// Checks the arguments shared by every solve. `n` = state length.
+pub fn validate(n: usize, y0_finite: bool, ts: &[f64], o: &Options) -> Result<()> {
+    if n == 0 {
+        return Err(Error::invalid("y0 must not be empty"));
+    }
+    if !y0_finite {
+        return Err(Error::invalid("y0 must be finite (it contains NaN or Infinity)"));
+    }
+    if ts.is_empty() {
+        return Err(Error::invalid("ts must hold at least one time"));
+    }
+    if ts.iter().any(|t| !t.is_finite()) {
+        return Err(Error::invalid("ts must be finite"));
+    }
+    if ts.len() > 1 {
+        let up = ts[1] > ts[0];
+        for w in ts.windows(2) {
+            if (up && !(w[1] > w[0])) || (!up && !(w[1] < w[0])) {
+                return Err(Error::invalid("ts must be strictly increasing or strictly decreasing"));
+            }
+        }
+    }
+    let tb = o.method.tableau();
+    if tb.adaptive() {
+        if !(o.rtol > 0.0) || !o.rtol.is_finite() {
+            return Err(Error::invalid("rtol must be a finite number > 0"));
+        }
+        if o.atol.len() != 1 && o.atol.len() != n {
+            return Err(Error::invalid(format!("atol must be one number or {} numbers (one per component)", n)));
+        }
+        if o.atol.iter().any(|a| !(*a >= 0.0) || !a.is_finite()) {
+            return Err(Error::invalid("atol must be finite and >= 0"));
+        }
+        if o.atol.iter().all(|a| *a == 0.0) && o.rtol == 0.0 {
+            return Err(Error::invalid("atol and rtol cannot both be zero"));
+        }
+    } else if o.step_size.is_none() && o.grid_points.is_empty() {
+        return Err(Error::invalid(format!("stepSize is required for the fixed-step method '{}' (or give gridPoints)", tb.name)));
+    }
+    if let Some(h) = o.step_size {
+        if !(h > 0.0) || !h.is_finite() {
+            return Err(Error::invalid("stepSize must be a finite number > 0"));
+        }
+    }
+    if let Some(h) = o.first_step {
+        if !(h > 0.0) || !h.is_finite() {
+            return Err(Error::invalid("firstStep must be a finite number > 0"));
+        }
+    }
+    if o.max_steps == 0 {
+        return Err(Error::invalid("maxSteps must be >= 1"));
+    }
+    if o.grid_points.iter().any(|t| !t.is_finite()) {
+        return Err(Error::invalid("gridPoints must be finite"));
+    }
+    if let Some(m) = o.norm_len {
+        if m == 0 || m > n {
+            return Err(Error::invalid("norm length out of range"));
+        }
+    }
+    for (v, name) in [(o.safety, "safety"), (o.ifactor, "ifactor"), (o.dfactor, "dfactor")] {
+        if !(v > 0.0) || !v.is_finite() {
+            return Err(Error::invalid(format!("{} must be a finite number > 0", name)));
+        }
+    }
+    if !o.pcoeff.is_finite() || !o.icoeff.is_finite() || o.pcoeff + o.icoeff <= 0.0 {
+        return Err(Error::invalid("pcoeff/icoeff must be finite with pcoeff + icoeff > 0"));
+    }
+    Ok(())
+}
+
+/// Evaluates the user's field in internal time: f̃(s, y) = dir · f(dir · s, y); counts calls.
+struct Directed<'a, R: Real> {
+    rhs: &'a mut dyn Rhs<R>,
+    dir: f64,
+    nfe: u64,
+}
+
+impl<'a, R: Real> Directed<'a, R> {
+    #[inline]
+    fn eval(&mut self, s: f64, y: &[R], dy: &mut [R]) -> Result<()> {
+        self.nfe += 1;
+        self.rhs.eval(self.dir * s, y, dy)?;
+        if self.dir < 0.0 {
+            for v in dy.iter_mut() {
+                *v = -*v;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Work buffers of one solve, allocated once before the step loop.
+struct Work<R: Real> {
+    y: Vec<R>,
+    y_prev: Vec<R>,
+    y_new: Vec<R>,
+    k: Vec<Vec<R>>,
+    /// f(t1, y1) for the Hermite interpolant of methods without FSAL.
+    f_end: Vec<R>,
+    f_end_valid: bool,
+}
+
+/// Solve one state (all rows share one step size: torchdiffeq's batch semantics).
+/// `out` receives ts.len() × y0.len() values, out[0..n] = y0.
+pub fn solve<R: Real>(
+    rhs: &mut dyn Rhs<R>,
+    y0: &[R],
+    ts: &[f64],
+    o: &Options,
+    out: &mut [R],
+    stats: &mut Stats,
+    observer: Option<&mut dyn StepObserver<R>>,
+) -> Result<()> {
+    let n = y0.len();
+    validate(n, finite_all(y0), ts, o)?;
+    if out.len() != ts.len() * n {
+        return Err(Error::invalid("output buffer has the wrong length"));
+    }
+    out[..n].copy_from_slice(y0);
+    if ts.len() == 1 {
+        return Ok(());
+    }
+    let dir = if ts[1] > ts[0] { 1.0 } else { -1.0 };
+    let mut f = Directed { rhs, dir, nfe: 0 };
+    let r = integrate(&mut f, y0, ts, o, out, stats, observer);
+    stats.nfe += f.nfe;
+    r
+}
+
+/// Solve each row of a batch as its own problem (step size, status and stats per row).
+/// `row_stats` gets one entry per row; the first failing row's error is returned.
+pub fn solve_independent<R: Real>(
+    rhs: &mut dyn Rhs<R>,
+    y0: &[R],
+    dim: usize,
+    ts: &[f64],
+    o: &Options,
+    out: &mut [R],
+    row_stats: &mut [Stats],
+) -> Result<()> {
+    let n = y0.len();
+    if dim == 0 || n % dim != 0 {
+        return Err(Error::invalid(format!("y0 length {} is not a multiple of dim {}", n, dim)));
+    }
+    let batch = n / dim;
+    if row_stats.len() != batch {
+        return Err(Error::invalid("row stats buffer has the wrong length"));
+    }
+    validate(n, finite_all(y0), ts, o)?;
+    if out.len() != ts.len() * n {
+        return Err(Error::invalid("output buffer has the wrong length"));
+    }
+    let mut row_opts = o.clone();
+    let mut row_out = vec![R::ZERO; ts.len() * dim];
+    for b in 0..batch {
+        if o.atol.len() == n {
+            row_opts.atol = o.atol[b * dim..(b + 1) * dim].to_vec();
+        }
+        let row = &y0[b * dim..(b + 1) * dim];
+        solve(rhs, row, ts, &row_opts, &mut row_out, &mut row_stats[b], None)
+            .map_err(|e| Error::new(e.code, format!("row {}: {}", b, e.message)))?;
+        for i in 0..ts.len() {
+            out[i * n + b * dim..i * n + (b + 1) * dim].copy_from_slice(&row_out[i * dim..(i + 1) * dim]);
+        }
+    }
+    Ok(())
+}
+
+fn rms_scaled<R: Real>(v: &[R], y: &[R], atol: &[f64], rtol: f64, len: usize) -> f64 {
+    let mut sum = 0.0;
+    for i in 0..len {
+        let a = if atol.len() == 1 { atol[0] } else { atol[i] };
+        let scale = a + y[i].abs().to_f64() * rtol;
+        let e = v[i].to_f64() / scale;
+        sum += e * e;
+    }
+    (sum / len as f64).sqrt()
+}
+
+/// Hairer–Nørsett–Wanner II.4 starting step (as torchdiffeq: exponent 1/order).
+fn initial_step<R: Real>(f: &mut Directed<R>, s0: f64, y0: &[R], f0: &[R], o: &Options, len: usize, tmp: &mut [R], f1: &mut [R]) -> Result<f64> {
+    let order = o.method.tableau().order as f64;
+    let d0 = rms_scaled(y0, y0, &o.atol, o.rtol, len);
+    let d1 = rms_scaled(f0, y0, &o.atol, o.rtol, len);
+    let h0 = if d0 < 1e-5 || d1 < 1e-5 { 1e-6 } else { 0.01 * d0 / d1 };
+    let h0r = R::from_f64(h0);
+    for i in 0..y0.len() {
+        tmp[i] = y0[i] + h0r * f0[i];
+    }
+    f.eval(s0 + h0, tmp, f1)?;
+    for i in 0..y0.len() {
+        tmp[i] = f1[i] - f0[i];
+    }
+    let d2 = rms_scaled(tmp, y0, &o.atol, o.rtol, len) / h0;
+    if !d2.is_finite() {
+        return Ok(h0);
+    }
+    let h1 = if d1 <= 1e-15 && d2 <= 1e-15 {
+        (h0 * 1e-3).max(1e-6)
+    } else {
+        math::powf64(0.01 / d1.max(d2), 1.0 / order)
+    };
+    Ok((100.0 * h0).min(h1))
+}
+
+/// One Runge–Kutta step from (s, y) with k[0] = f(s, y) already set; fills k[1..] and y_new.
+/// Returns the error ratio (RMS of err/tol; 0 for fixed-step methods).
+fn rk_step<R: Real>(f: &mut Directed<R>, tb: &Tableau, s: f64, h: f64, s_new: f64, w: &mut Work<R>, o: &Options, len: usize) -> Result<f64> {
+    let n = w.y.len();
+    let st = tb.stages();
+    let hr = R::from_f64(h);
+    for i in 1..st {
+        // stage state y + h Σ a_ij k_j, written into y_new (reused as scratch)
+        {
+            let (ks, rest) = w.k.split_at_mut(i);
+            let yi = &mut w.y_new;
+            yi.copy_from_slice(&w.y);
+            for (j, &a) in tb.a[i].iter().enumerate() {
+                if a != 0.0 {
+                    let c = hr * R::from_f64(a);
+                    let kj = &ks[j];
+                    for m in 0..n {
+                        yi[m] += c * kj[m];
+                    }
+                }
+            }
+            let si = if tb.c[i] == 1.0 { s_new } else { s + tb.c[i] * h };
+            f.eval(si, yi, &mut rest[0])?;
+        }
+    }
+    if !tb.fsal {
+        w.y_new.copy_from_slice(&w.y);
+        for (j, &b) in tb.b.iter().enumerate() {
+            if b != 0.0 {
+                let c = hr * R::from_f64(b);
+                for m in 0..n {
+                    w.y_new[m] += c * w.k[j][m];
+                }
+            }
+        }
+    }
+    // For FSAL tableaus the last stage state already is y_new.
+    if !tb.adaptive() {
+        return Ok(0.0);
+    }
+    let mut sum = 0.0;
+    for m in 0..len {
+        let mut e = R::ZERO;
+        for (j, &ej) in tb.e.iter().enumerate() {
+            if ej != 0.0 {
+                e += R::from_f64(ej) * w.k[j][m];
+            }
+        }
+        let err = (hr * e).to_f64();
+        let a = if o.atol.len() == 1 { o.atol[0] } else { o.atol[m] };
+        let tol = a + o.rtol * w.y[m].abs().to_f64().max(w.y_new[m].abs().to_f64());
+        let q = err / tol;
+        sum += q * q;
+    }
+    let ratio = (sum / len as f64).sqrt();
+    if !finite_all(&w.y_new) {
+        return Ok(f64::NAN);
+    }
+    Ok(ratio)
+}
+
+/// Value of the current step's dense output at internal time s_out ∈ [s0, s0 + h].
+fn interpolate<R: Real>(f: &mut Directed<R>, tb: &Tableau, s0: f64, h: f64, s_out: f64, w: &mut Work<R>, dst: &mut [R]) -> Result<()> {
+    let th = (s_out - s0) / h;
+    let n = w.y.len();
+    let hr = R::from_f64(h);
+    let (y0, y1) = (&w.y_prev, &w.y);
+    let st = tb.stages();
+    match tb.interp {
+        Interp::Hermite => {
+            let f1: &[R] = if tb.fsal {
+                &w.k[st - 1]
+            } else {
+                if !w.f_end_valid {
+                    f.eval(s0 + h, y1, &mut w.f_end)?;
+                    w.f_end_valid = true;
+                }
+                &w.f_end
+            };
+            let t2 = th * th;
+            let t3 = t2 * th;
+            let h00 = R::from_f64(2.0 * t3 - 3.0 * t2 + 1.0);
+            let h10 = R::from_f64(t3 - 2.0 * t2 + th) * hr;
+            let h01 = R::from_f64(-2.0 * t3 + 3.0 * t2);
+            let h11 = R::from_f64(t3 - t2) * hr;
+            let f0 = &w.k[0];
+            for m in 0..n {
+                dst[m] = h00 * y0[m] + h10 * f0[m] + h01 * y1[m] + h11 * f1[m];
+            }
+        }
+        Interp::Quartic(mid) => {
+            let x = R::from_f64(th);
+            let two = R::from_f64(2.0);
+            for m in 0..n {
+                let mut ym = R::ZERO;
+                for (j, &c) in mid.iter().enumerate() {
+                    if c != 0.0 {
+                        ym += R::from_f64(c) * w.k[j][m];
+                    }
+                }
+                let ym = y0[m] + hr * ym;
+                let (f0, f1) = (w.k[0][m], w.k[st - 1][m]);
+                let (a0, a1) = (y0[m], y1[m]);
+                let a = two * hr * (f1 - f0) - R::from_f64(8.0) * (a1 + a0) + R::from_f64(16.0) * ym;
+                let b = hr * (R::from_f64(5.0) * f0 - R::from_f64(3.0) * f1) + R::from_f64(18.0) * a0 + R::from_f64(14.0) * a1 - R::from_f64(32.0) * ym;
+                let c = hr * (f1 - R::from_f64(4.0) * f0) - R::from_f64(11.0) * a0 - R::from_f64(5.0) * a1 + R::from_f64(16.0) * ym;
+                let d = hr * f0;
+                dst[m] = a0 + x * (d + x * (c + x * (b + x * a)));
+            }
+        }
+        Interp::Tsit5 => {
+            let mut wts = [0.0; 7];
+            tableau::tsit5_weights(th, &mut wts);
+            weighted_sum(y0, hr, &wts, &w.k, dst);
+        }
+        Interp::Dopri8 => {
+            let mut wts = [0.0; 14];
+            tableau::dopri8_weights(th, &mut wts);
+            weighted_sum(y0, hr, &wts, &w.k, dst);
+        }
+    }
+    Ok(())
+}
+
+/// dst = y0 + h·Σ_j w_j k_j
+fn weighted_sum<R: Real>(y0: &[R], h: R, wts: &[f64], k: &[Vec<R>], dst: &mut [R]) {
+    for m in 0..y0.len() {
+        let mut acc = R::ZERO;
+        for (j, &wj) in wts.iter().enumerate() {
+            if wj != 0.0 {
+                acc += R::from_f64(wj) * k[j][m];
+            }
+        }
+        dst[m] = y0[m] + h * acc;
+    }
+}
+
+fn integrate<R: Real>(
+    f: &mut Directed<R>,
+    y0: &[R],
+    ts: &[f64],
+    o: &Options,
+    out: &mut [R],
+    stats: &mut Stats,
+    mut observer: Option<&mut dyn StepObserver<R>>,
+) -> Result<()> {
+    let n = y0.len();
+    let dir = f.dir;
+    let tb = o.method.tableau();
+    let st = tb.stages();
+    let len = o.norm_len.unwrap_or(n);
+    let s_out: Vec<f64> = ts.iter().map(|t| dir * t).collect();
+    let s0 = s_out[0];
+    let s_end = *s_out.last().unwrap();
+    let mut grid: Vec<f64> = o.grid_points.iter().map(|t| dir * t).filter(|s| *s > s0 && *s < s_end).collect();
+    grid.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    grid.dedup();
+    let mut w = Work {
+        y: y0.to_vec(),
+        y_prev: y0.to_vec(),
+        y_new: vec![R::ZERO; n],
+        k: vec![vec![R::ZERO; n]; st],
+        f_end: vec![R::ZERO; n],
+        f_end_valid: false,
+    };
+    let at = |s: f64| dir * s;
+
+    f.eval(s0, &w.y, &mut w.k[0])?;
+    if !finite_all(&w.k[0]) {
+        return Err(Error::new(Code::NonFinite, format!("the derivative is not finite at t = {}", at(s0))));
+    }
+    let adaptive = tb.adaptive();
+    let mut h = if adaptive {
+        match o.first_step {
+            Some(h) => h,
+            None => {
+                let (a, b) = w.k.split_at_mut(1);
+                let mut tmp = vec![R::ZERO; n];
+                initial_step(f, s0, y0, &a[0], o, len, &mut tmp, &mut b[0])?
+            }
+        }
+    } else {
+        o.step_size.unwrap_or(f64::INFINITY)
+    };
+    let mut s = s0;
+    let mut s_prev = s0;
+    let mut k0_valid = true; // k[0] holds f(s, y)
+    let mut idx = 1;
+    let mut next_grid = 0;
+    let mut attempts: u64 = 0;
+    let mut last_reject_nonfinite = false;
+    let mut prev_ratio = 1.0f64;
+    loop {
+        // Emit every output inside the last accepted step [s_prev, s].
+        while idx < ts.len() && s_out[idx] <= s {
+            let dst = &mut out[idx * n..(idx + 1) * n];
+            if s_out[idx] == s {
+                dst.copy_from_slice(&w.y);
+            } else {
+                interpolate(f, tb, s_prev, s - s_prev, s_out[idx], &mut w, dst)?;
+            }
+            idx += 1;
+        }
+        if idx == ts.len() {
+            break;
+        }
+        if attempts >= o.max_steps {
+            return Err(Error::new(Code::MaxSteps, format!("maxSteps ({}) exceeded at t = {}", o.max_steps, at(s))));
+        }
+        attempts += 1;
+        // Step target: the controller's step, shortened onto a grid point (and, for fixed
+        // steps, onto the end of the span so the last step lands on it).
+        let mut s_new = s + h;
+        while next_grid < grid.len() && grid[next_grid] <= s {
+            next_grid += 1;
+        }
+        if next_grid < grid.len() && grid[next_grid] < s_new {
+            s_new = grid[next_grid];
+        }
+        if !adaptive && s_new > s_end {
+            s_new = s_end;
+        }
+        let h_step = s_new - s;
+        if !(s_new > s) || !h_step.is_finite() {
+            let code = if last_reject_nonfinite { Code::NonFinite } else { Code::StepUnderflow };
+            return Err(Error::new(code, format!("step size underflow at t = {}{}", at(s), if last_reject_nonfinite { " (the solution became non-finite)" } else { "" })));
+        }
+        if !k0_valid {
+            if tb.fsal {
+                w.k.swap(0, st - 1); // First Same As Last: f(s, y) is the last stage of the previous step
+            } else if w.f_end_valid {
+                core::mem::swap(&mut w.k[0], &mut w.f_end);
+                w.f_end_valid = false;
+            } else {
+                f.eval(s, &w.y, &mut w.k[0])?;
+            }
+            k0_valid = true;
+        }
+        let ratio = rk_step(f, tb, s, h_step, s_new, &mut w, o, len)?;
+        let accept = if adaptive { ratio <= 1.0 } else { true };
+        if accept {
+            if !adaptive && !finite_all(&w.y_new) {
+                return Err(Error::new(Code::NonFinite, format!("the solution is not finite at t = {}", at(s_new))));
+            }
+            stats.steps += 1;
+            if let Some(obs) = observer.as_deref_mut() {
+                obs.accepted(s, h_step, &w.y, &w.k)?;
+            }
+            core::mem::swap(&mut w.y_prev, &mut w.y);
+            core::mem::swap(&mut w.y, &mut w.y_new);
+            s_prev = s;
+            s = s_new;
+            w.f_end_valid = false;
+            k0_valid = false;
+            last_reject_nonfinite = false;
+        } else {
+            stats.rejected += 1;
+            last_reject_nonfinite = !ratio.is_finite();
+        }
+        if adaptive {
+            h = next_step_size(h_step, ratio, prev_ratio, o);
+            if accept {
+                prev_ratio = ratio.max(1e-4);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Step-size controller: I (torchdiffeq's) or PI (diffrax's pcoeff/icoeff convention).
+fn next_step_size(h: f64, ratio: f64, prev_ratio: f64, o: &Options) -> f64 {
+    if !ratio.is_finite() {
+        return h * o.dfactor;
+    }
+    if ratio == 0.0 {
+        return h * o.ifactor;
+    }
+    let order = o.method.tableau().order as f64;
+    let dfactor = if ratio < 1.0 { 1.0 } else { o.dfactor };
+    let mut factor = o.safety * math::powf64(ratio, -(o.pcoeff + o.icoeff) / order);
+    if o.pcoeff != 0.0 && ratio < 1.0 {
+        factor *= math::powf64(prev_ratio, o.pcoeff / order);
+    }
+    h * factor.max(dfactor).min(o.ifactor)
+}
+
+/// A right-hand side from a Rust closure (tests, benchmarks and composed models).
+pub struct FnRhs<F>(pub F);
+
+impl<R: Real, F: FnMut(f64, &[R], &mut [R])> Rhs<R> for FnRhs<F> {
+    fn eval(&mut self, t: f64, y: &[R], dy: &mut [R]) -> Result<()> {
+        (self.0)(t, y, dy);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
