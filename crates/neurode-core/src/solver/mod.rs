@@ -292,7 +292,10 @@ fn initial_step<R: Real>(f: &mut Directed<R>, s0: f64, y0: &[R], f0: &[R], o: &O
 
 /// One Runge–Kutta step from (s, y) with k[0] = f(s, y) already set; fills k[1..] and y_new.
 /// Returns the error ratio (RMS of err/tol; 0 for fixed-step methods).
-fn rk_step<R: Real>(f: &mut Directed<R>, tb: &Tableau, s: f64, h: f64, s_new: f64, w: &mut Work<R>, o: &Options, len: usize) -> Result<f64> {
+/// `s_end_eval` is where stages with c = 1 are evaluated: s_new, or just before it when s_new is
+/// a grid point (a discontinuity: the step must only see the field's left limit).
+#[allow(clippy::too_many_arguments)]
+fn rk_step<R: Real>(f: &mut Directed<R>, tb: &Tableau, s: f64, h: f64, s_end_eval: f64, w: &mut Work<R>, o: &Options, len: usize) -> Result<f64> {
     let n = w.y.len();
     let st = tb.stages();
     let hr = R::from_f64(h);
@@ -311,7 +314,7 @@ fn rk_step<R: Real>(f: &mut Directed<R>, tb: &Tableau, s: f64, h: f64, s_new: f6
                     }
                 }
             }
-            let si = if tb.c[i] == 1.0 { s_new } else { s + tb.c[i] * h };
+            let si = if tb.c[i] == 1.0 { s_end_eval } else { s + tb.c[i] * h };
             f.eval(si, yi, &mut rest[0])?;
         }
     }
@@ -477,6 +480,7 @@ fn integrate<R: Real>(
     let mut s = s0;
     let mut s_prev = s0;
     let mut k0_valid = true; // k[0] holds f(s, y)
+    let mut restart = false; // the last step ended on a grid point
     let mut idx = 1;
     let mut next_grid = 0;
     let mut attempts: u64 = 0;
@@ -506,8 +510,10 @@ fn integrate<R: Real>(
         while next_grid < grid.len() && grid[next_grid] <= s {
             next_grid += 1;
         }
-        if next_grid < grid.len() && grid[next_grid] < s_new {
+        let mut on_grid = false;
+        if next_grid < grid.len() && grid[next_grid] <= s_new {
             s_new = grid[next_grid];
+            on_grid = true;
         }
         if !adaptive && s_new > s_end {
             s_new = s_end;
@@ -518,7 +524,10 @@ fn integrate<R: Real>(
             return Err(Error::new(code, format!("step size underflow at t = {}{}", at(s), if last_reject_nonfinite { " (the solution became non-finite)" } else { "" })));
         }
         if !k0_valid {
-            if tb.fsal {
+            if restart {
+                // Past a discontinuity (grid point): start from the field's right limit.
+                f.eval(next_float(s), &w.y, &mut w.k[0])?;
+            } else if tb.fsal {
                 w.k.swap(0, st - 1); // First Same As Last: f(s, y) is the last stage of the previous step
             } else if w.f_end_valid {
                 core::mem::swap(&mut w.k[0], &mut w.f_end);
@@ -528,7 +537,8 @@ fn integrate<R: Real>(
             }
             k0_valid = true;
         }
-        let ratio = rk_step(f, tb, s, h_step, s_new, &mut w, o, len)?;
+        let s_end_eval = if on_grid { prev_float(s_new) } else { s_new };
+        let ratio = rk_step(f, tb, s, h_step, s_end_eval, &mut w, o, len)?;
         let accept = if adaptive { ratio <= 1.0 } else { true };
         if accept {
             if !adaptive && !finite_all(&w.y_new) {
@@ -545,6 +555,7 @@ fn integrate<R: Real>(
             w.f_end_valid = false;
             k0_valid = false;
             last_reject_nonfinite = false;
+            restart = on_grid;
         } else {
             stats.rejected += 1;
             last_reject_nonfinite = !ratio.is_finite();
@@ -557,6 +568,19 @@ fn integrate<R: Real>(
         }
     }
     Ok(())
+}
+
+/// The neighbouring doubles of a finite x (toward −∞ / +∞).
+fn prev_float(x: f64) -> f64 {
+    if x == 0.0 {
+        return -f64::from_bits(1);
+    }
+    let b = x.to_bits();
+    f64::from_bits(if x > 0.0 { b - 1 } else { b + 1 })
+}
+
+fn next_float(x: f64) -> f64 {
+    -prev_float(-x)
 }
 
 /// Step-size controller: I (torchdiffeq's) or PI (diffrax's pcoeff/icoeff convention).

@@ -1,0 +1,4 @@
+/** neurode: Neural ODEs for JavaScript, computed in a SIMD WebAssembly core. */
+export { NeurodeError, type ErrorCode } from './errors.js';
+export { init, isInitialized, memoryStats, resetPeakMemory, type WasmSource } from './wasm.js';
+export { odeint, METHODS, ADAPTIVE_METHODS, type Rhs, type SolveOptions, type SolveStats, type Solution, type Dtype, type Method } from './odeint.js';

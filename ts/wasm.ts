@@ -1,0 +1,266 @@
+/**
+ * Loading and calling the WebAssembly core. One compiled Module, one live Instance; if the
+ * core panics (traps), the instance is replaced and the call throws NeurodeError('WASM_PANIC').
+ * Objects created in an older instance then throw INSTANCE_RESET instead of touching freed memory.
+ */
+import { NeurodeError, type ErrorCode } from './errors.js';
+
+export interface CoreExports {
+  memory: WebAssembly.Memory;
+  nd_init(): void;
+  nd_alloc(size: number): number;
+  nd_free(ptr: number, size: number): void;
+  nd_error_ptr(): number;
+  nd_error_len(): number;
+  nd_mem_stats(out: number): void;
+  nd_mem_reset_peak(): void;
+  nd_test_panic(code: number): number;
+  nd_odeint(
+    dtype: number, field: number, method: number, y0: number, n: number, dim: number,
+    ts: number, nts: number, opts: number, atol: number, natol: number,
+    grid: number, ngrid: number, out: number, stats: number,
+  ): number;
+  [name: string]: unknown;
+}
+
+export type WasmSource = BufferSource | WebAssembly.Module | URL | string;
+
+/** A JavaScript right-hand side being called from the core, with views over its scratch buffers. */
+interface ActiveRhs {
+  fn: (t: number, y: Float64Array | Float32Array, dy: Float64Array | Float32Array) => void;
+  f32: boolean;
+  yPtr: number;
+  dyPtr: number;
+  n: number;
+  buffer: ArrayBuffer | null;
+  y: Float64Array | Float32Array | null;
+  dy: Float64Array | Float32Array | null;
+  error: unknown;
+  threw: boolean;
+}
+
+interface Core {
+  exports: CoreExports;
+  generation: number;
+}
+
+let compiled: WebAssembly.Module | null = null;
+let current: Core | null = null;
+let generation = 0;
+let initPromise: Promise<void> | null = null;
+let panicMessage: string | null = null;
+const rhsStack: ActiveRhs[] = [];
+
+const decoder = new TextDecoder();
+
+function imports(): WebAssembly.Imports {
+  return {
+    env: {
+      nd_js_rhs(t: number, yPtr: number, dyPtr: number, n: number): number {
+        const top = rhsStack[rhsStack.length - 1];
+        if (top === undefined) return 1;
+        const mem = current!.exports.memory.buffer;
+        if (top.yPtr !== yPtr || top.dyPtr !== dyPtr || top.n !== n || top.buffer !== mem) {
+          const Ctor = top.f32 ? Float32Array : Float64Array;
+          top.y = new Ctor(mem, yPtr, n);
+          top.dy = new Ctor(mem, dyPtr, n);
+          top.yPtr = yPtr; top.dyPtr = dyPtr; top.n = n; top.buffer = mem;
+        }
+        try {
+          top.fn(t, top.y!, top.dy!);
+          return 0;
+        } catch (e) {
+          top.error = e;
+          top.threw = true;
+          return 1;
+        }
+      },
+      nd_panic(ptr: number, len: number): void {
+        try {
+          panicMessage = decoder.decode(new Uint8Array(current!.exports.memory.buffer, ptr, len));
+        } catch {
+          panicMessage = 'panic (message unreadable)';
+        }
+      },
+    },
+  };
+}
+
+function instantiate(module: WebAssembly.Module): Core {
+  const instance = new WebAssembly.Instance(module, imports());
+  const exports = instance.exports as unknown as CoreExports;
+  generation += 1;
+  current = { exports, generation };
+  exports.nd_init();
+  return current;
+}
+
+async function loadModule(source: WasmSource | undefined): Promise<WebAssembly.Module> {
+  if (source instanceof WebAssembly.Module) return source;
+  if (source !== undefined && typeof source !== 'string' && !(source instanceof URL)) {
+    return WebAssembly.compile(source);
+  }
+  const url = source === undefined ? new URL('../pkg/neurode.wasm', import.meta.url)
+    : source instanceof URL ? source
+    : /^[a-z]+:/i.test(source) && !/^[a-z]:[\\/]/i.test(source) ? new URL(source) : null;
+  const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+  if (isNode && (url === null || url.protocol === 'file:')) {
+    // Node's fetch cannot read file: URLs; import fs lazily so bundlers leave it out.
+    const fs = await import('node:fs/promises');
+    const urlMod = await import('node:url');
+    const path = url === null ? (source as string) : urlMod.fileURLToPath(url);
+    return WebAssembly.compile(await fs.readFile(path));
+  }
+  const target = url ?? new URL(source as string, globalThis.location?.href);
+  const response = await fetch(target);
+  if (!response.ok) throw new NeurodeError('INVALID_ARGUMENT', `wasm: could not load ${target} (${response.status})`, { argument: 'wasm' });
+  if (typeof WebAssembly.compileStreaming === 'function' && response.headers.get('content-type') === 'application/wasm') {
+    return WebAssembly.compileStreaming(response);
+  }
+  return WebAssembly.compile(await response.arrayBuffer());
+}
+
+/**
+ * Loads the WebAssembly core. Idempotent: later calls return the first call's promise.
+ * `wasm` may be a BufferSource, a compiled Module, a URL or a path (Node).
+ */
+export function init(options: { wasm?: WasmSource } = {}): Promise<void> {
+  if (initPromise === null) {
+    initPromise = (async () => {
+      compiled = await loadModule(options.wasm);
+      instantiate(compiled);
+    })();
+    initPromise.catch(() => { initPromise = null; });
+  }
+  return initPromise;
+}
+
+/** The compiled module (for worker pools: each worker instantiates it). */
+export function compiledModule(): WebAssembly.Module {
+  if (compiled === null) throw notInitialized();
+  return compiled;
+}
+
+function notInitialized(): NeurodeError {
+  return new NeurodeError('NOT_INITIALIZED', 'neurode is not initialised: call `await init()` first');
+}
+
+/** The live core; throws NOT_INITIALIZED before init(). */
+export function core(): Core {
+  if (current === null) throw notInitialized();
+  return current;
+}
+
+export function isInitialized(): boolean {
+  return current !== null;
+}
+
+/** Reads the error text the core left after a failed call and wraps it. */
+function coreError(x: CoreExports): NeurodeError {
+  const text = decoder.decode(new Uint8Array(x.memory.buffer, x.nd_error_ptr(), x.nd_error_len()));
+  const tab = text.indexOf('\t');
+  const code = (tab > 0 ? text.slice(0, tab) : 'INVALID_ARGUMENT') as ErrorCode;
+  const message = tab > 0 ? text.slice(tab + 1) : text;
+  const time = /\bt = (-?[0-9.]+(?:e[-+]?[0-9]+)?|-?Infinity)/.exec(message);
+  const argument = code === 'INVALID_ARGUMENT' ? /^([A-Za-z0-9_.]+)\b/.exec(message)?.[1] : undefined;
+  return new NeurodeError(code, message, {
+    ...(time ? { time: Number(time[1]) } : {}),
+    ...(argument ? { argument } : {}),
+  });
+}
+
+/**
+ * Runs one core call that returns a status. Maps status 1 to the core's error, status 2 to the
+ * JavaScript exception a callback threw, and a trap to WASM_PANIC (after replacing the instance).
+ */
+export function callCore(run: (x: CoreExports) => number, rhs?: ActiveRhs): void {
+  const c = core();
+  if (rhs) rhsStack.push(rhs);
+  let status: number;
+  try {
+    panicMessage = null;
+    status = run(c.exports);
+  } catch (e) {
+    if (e instanceof WebAssembly.RuntimeError) {
+      const message = panicMessage ?? e.message;
+      panicMessage = null;
+      instantiate(compiled!);
+      throw new NeurodeError('WASM_PANIC', `the WebAssembly core failed and was restarted: ${message}`, { cause: e });
+    }
+    throw e;
+  } finally {
+    if (rhs) rhsStack.pop();
+  }
+  if (status === 1) throw coreError(c.exports);
+  if (status === 2) {
+    if (rhs?.threw) throw rhs.error;
+    throw new NeurodeError('INVALID_ARGUMENT', 'a callback failed');
+  }
+}
+
+export function activeRhs(fn: ActiveRhs['fn'], f32: boolean): ActiveRhs {
+  return { fn, f32, yPtr: -1, dyPtr: -1, n: -1, buffer: null, y: null, dy: null, error: undefined, threw: false };
+}
+
+/** Memory allocated in the core for the duration of one call; freed by `free()`. */
+export class Scratch {
+  private readonly blocks: Array<[number, number]> = [];
+  constructor(private readonly x: CoreExports) {}
+
+  alloc(bytes: number): number {
+    const ptr = this.x.nd_alloc(bytes);
+    if (ptr === 0) throw new NeurodeError('OUT_OF_MEMORY', `could not allocate ${bytes} bytes in the core`);
+    this.blocks.push([ptr, bytes]);
+    return ptr;
+  }
+
+  /** Allocates and fills a buffer of f64 (or f32) values; returns its address (0 for empty). */
+  put(values: ArrayLike<number>, f32 = false): number {
+    if (values.length === 0) return 0;
+    const ptr = this.alloc(values.length * (f32 ? 4 : 8));
+    (f32 ? new Float32Array(this.x.memory.buffer, ptr, values.length) : new Float64Array(this.x.memory.buffer, ptr, values.length)).set(values);
+    return ptr;
+  }
+
+  f64(ptr: number, n: number): Float64Array {
+    return new Float64Array(this.x.memory.buffer, ptr, n);
+  }
+
+  f32(ptr: number, n: number): Float32Array {
+    return new Float32Array(this.x.memory.buffer, ptr, n);
+  }
+
+  free(): void {
+    for (const [ptr, bytes] of this.blocks) this.x.nd_free(ptr, bytes);
+    this.blocks.length = 0;
+  }
+}
+
+/** The core allocator's counters (deterministic, unlike RSS). */
+export function memoryStats(): { liveBytes: number; peakBytes: number; liveBlocks: number; totalAllocs: number; wasmPages: number } {
+  const x = core().exports;
+  const s = new Scratch(x);
+  try {
+    const p = s.alloc(32);
+    x.nd_mem_stats(p);
+    const v = s.f64(p, 4);
+    return { liveBytes: v[0]! - 32, peakBytes: v[1]!, liveBlocks: v[2]! - 1, totalAllocs: v[3]!, wasmPages: x.memory.buffer.byteLength / 65536 };
+  } finally {
+    s.free();
+  }
+}
+
+/** Starts a new peak-memory measurement. */
+export function resetPeakMemory(): void {
+  core().exports.nd_mem_reset_peak();
+}
+
+/** The instance generation (bumped when the core is replaced after a panic). */
+export function currentGeneration(): number {
+  return core().generation;
+}
+
+/** Test hook: makes the core panic, to check that it surfaces as WASM_PANIC and recovers. */
+export function triggerPanicForTesting(): void {
+  callCore((x) => { x.nd_test_panic(1); return 0; });
+}
