@@ -31,10 +31,8 @@ interface ActiveRhs {
   f32: boolean;
   yPtr: number;
   dyPtr: number;
-  n: number;
-  buffer: ArrayBuffer | null;
-  y: Float64Array | Float32Array | null;
-  dy: Float64Array | Float32Array | null;
+  y: Float64Array | Float32Array;
+  dy: Float64Array | Float32Array;
   error: unknown;
   threw: boolean;
 }
@@ -59,15 +57,16 @@ function imports(): WebAssembly.Imports {
       nd_js_rhs(t: number, yPtr: number, dyPtr: number, n: number): number {
         const top = rhsStack[rhsStack.length - 1];
         if (top === undefined) return 1;
-        const mem = current!.exports.memory.buffer;
-        if (top.yPtr !== yPtr || top.dyPtr !== dyPtr || top.n !== n || top.buffer !== mem) {
+        // Views are made once per solve; a view whose memory grew (detached) has length 0.
+        if (top.yPtr !== yPtr || top.dyPtr !== dyPtr || top.y.length !== n || top.dy.length !== n) {
+          const mem = current!.exports.memory.buffer;
           const Ctor = top.f32 ? Float32Array : Float64Array;
           top.y = new Ctor(mem, yPtr, n);
           top.dy = new Ctor(mem, dyPtr, n);
-          top.yPtr = yPtr; top.dyPtr = dyPtr; top.n = n; top.buffer = mem;
+          top.yPtr = yPtr; top.dyPtr = dyPtr;
         }
         try {
-          top.fn(t, top.y!, top.dy!);
+          top.fn(t, top.y, top.dy);
           return 0;
         } catch (e) {
           top.error = e;
@@ -199,7 +198,8 @@ export function callCore(run: (x: CoreExports) => number, rhs?: ActiveRhs): void
 }
 
 export function activeRhs(fn: ActiveRhs['fn'], f32: boolean): ActiveRhs {
-  return { fn, f32, yPtr: -1, dyPtr: -1, n: -1, buffer: null, y: null, dy: null, error: undefined, threw: false };
+  const empty = f32 ? new Float32Array(0) : new Float64Array(0);
+  return { fn, f32, yPtr: -1, dyPtr: -1, y: empty, dy: empty, error: undefined, threw: false };
 }
 
 /** Memory allocated in the core for the duration of one call; freed by `free()`. */

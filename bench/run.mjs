@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+// neurode benchmark suite: `make bench` / `neurode bench`. Prints tables on stderr and writes
+// JSON (deterministic counts beside timing medians, min and max, and same-process ratios).
+import { readFileSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { init } from '../dist/index.js';
+import { runPlain, runSpiralHeadline } from './plain.mjs';
+import { table } from './stats.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+function reference(name) {
+  const dirs = [process.env.NEURODE_REFERENCE, path.resolve(here, '..', '..', 'shared', 'reference'), path.resolve(here, 'reference')].filter(Boolean);
+  for (const d of dirs) if (existsSync(path.join(d, name))) return JSON.parse(readFileSync(path.join(d, name), 'utf8'));
+  throw new Error(`reference file ${name} not found (set NEURODE_REFERENCE)`);
+}
+
+export async function runBench(argv = process.argv.slice(2)) {
+  const { values } = parseArgs({ args: argv, options: {
+    out: { type: 'string', default: 'neurode-out' },
+    only: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+  } });
+  await init();
+  const truth = reference('spiral_truth.json');
+  const peer = reference('torchdiffeq_peer.json');
+  const results = { when: new Date().toISOString(), node: process.version, sections: {} };
+  const want = (s) => !values.only || values.only.split(',').includes(s);
+  const log = (s) => process.stderr.write(s + '\n');
+  if (want('plain')) {
+    const headline = runSpiralHeadline({ truth, peer, quick: values.quick });
+    results.sections.spiralHeadline = headline;
+    log(`\n== ${headline.problem}`);
+    log(table([{ who: 'neurode', ...headline.neurode }, { who: 'plain JS dopri5 (same process)', ...headline.plainJs }], ['who', 'nfe', 'maxErr', 'medianMs', 'minMs', 'maxMs', 'reps']));
+    log(`plain JS / neurode = ${headline.ratioPlainJsOverNeurode}x; vs scipy RK45 ref ${headline.reference.scipyRK45.speedup}x (target 25x); vs torchdiffeq ref ${headline.reference.torchdiffeq.speedup}x (target 150x), NFE diff ${headline.reference.torchdiffeq.nfeDiff}`);
+    const rows = runPlain({ truth, peer, quick: values.quick });
+    results.sections.plain = rows;
+    log('\n== plain ODEs (JavaScript right-hand side)');
+    log(table(rows, ['problem', 'method', 'tol', 'dtype', 'nfe', 'torchdiffeqNfe', 'finalErr', 'medianMs', 'minMs', 'maxMs', 'torchdiffeqMs', 'speedupVsTorchdiffeqRef']));
+  }
+  mkdirSync(values.out, { recursive: true });
+  const file = path.join(values.out, 'bench.json');
+  writeFileSync(file, JSON.stringify(results, null, 1));
+  log(`\nwrote ${file}`);
+  if (values.json) process.stdout.write(JSON.stringify(results) + '\n');
+  return results;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  runBench().catch((e) => { console.error(e); process.exit(1); });
+}
