@@ -81,7 +81,7 @@ export function packOptions(raw: unknown, n: number, fieldDim: number | undefine
   }
   const method = oneOf('method', o.method ?? 'dopri5', METHODS);
   const adaptive = ADAPTIVE_METHODS.includes(method);
-  const opts = new Float64Array(11).fill(NaN);
+  const opts = new Float64Array(10).fill(NaN);
   opts[0] = o.rtol === undefined ? NaN : positiveNumber('rtol', o.rtol);
   if (o.stepSize !== undefined) opts[1] = positiveNumber('stepSize', o.stepSize);
   if (o.firstStep !== undefined) opts[2] = positiveNumber('firstStep', o.firstStep);

@@ -153,8 +153,7 @@ const OPT_IFACTOR: usize = 6;
 const OPT_DFACTOR: usize = 7;
 const OPT_PCOEFF: usize = 8;
 const OPT_ICOEFF: usize = 9;
-const OPT_NORM_LEN: usize = 10;
-pub const OPT_COUNT: usize = 11;
+pub const OPT_COUNT: usize = 10;
 
 fn opt(v: f64) -> Option<f64> {
     if v.is_nan() { None } else { Some(v) }
@@ -175,7 +174,6 @@ fn decode_options(method: u32, o: &[f64], atol: &[f64], grid: &[f64]) -> Result<
         return Err(Error::invalid("maxSteps must be a whole number >= 1"));
     }
     let d = Options::default();
-    let norm_len = opt(o[OPT_NORM_LEN]).map(|v| v as usize);
     Ok((
         Options {
             method,
@@ -185,7 +183,7 @@ fn decode_options(method: u32, o: &[f64], atol: &[f64], grid: &[f64]) -> Result<
             first_step: opt(o[OPT_FIRST]),
             max_steps: max_steps as u64,
             grid_points: grid.to_vec(),
-            norm_len,
+            norm_groups: Vec::new(),
             safety: opt(o[OPT_SAFETY]).unwrap_or(d.safety),
             ifactor: opt(o[OPT_IFACTOR]).unwrap_or(d.ifactor),
             dfactor: opt(o[OPT_DFACTOR]).unwrap_or(d.dfactor),

@@ -17,10 +17,23 @@ pub trait Rhs<R: Real> {
     fn eval(&mut self, t: f64, y: &[R], dy: &mut [R]) -> Result<()>;
 }
 
+/// One accepted step, in internal time s (t = dir·s): what the gradient modes record.
+pub struct StepInfo<'a, R: Real> {
+    pub s0: f64,
+    pub s1: f64,
+    /// Where k0 was evaluated (s0, or just after it when restarting past a grid point).
+    pub s_k0: f64,
+    /// Where stages with c = 1 were evaluated (s1, or just before it at a grid point).
+    pub s_last: f64,
+    pub y0: &'a [R],
+    pub y1: &'a [R],
+    /// Stage derivatives k_j of the internal field dir·f.
+    pub k: &'a [Vec<R>],
+}
+
 /// Sees every accepted step (used by the gradient modes that store the forward pass).
 pub trait StepObserver<R: Real> {
-    /// `s0`, `h` in internal time; `stages[j]` holds k_j of the step (already scaled by dir).
-    fn accepted(&mut self, s0: f64, h: f64, y0: &[R], stages: &[Vec<R>]) -> Result<()>;
+    fn accepted(&mut self, step: &StepInfo<R>) -> Result<()>;
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -50,8 +63,9 @@ pub struct Options {
     pub max_steps: u64,
     /// Times the integrator must step onto (sorted or not; those outside the span are ignored).
     pub grid_points: Vec<f64>,
-    /// The error norm covers only the first `norm_len` components (seminorm); None = all.
-    pub norm_len: Option<usize>,
+    /// Error norm: RMS over each (start, len) group, maximum over groups (torchdiffeq's mixed
+    /// norm; leaving a group out gives a seminorm). Empty = one RMS over the whole state.
+    pub norm_groups: Vec<(usize, usize)>,
     pub safety: f64,
     pub ifactor: f64,
     pub dfactor: f64,
@@ -70,7 +84,7 @@ impl Default for Options {
             first_step: None,
             max_steps: 100_000,
             grid_points: Vec::new(),
-            norm_len: None,
+            norm_groups: Vec::new(),
             safety: 0.9,
             ifactor: 10.0,
             dfactor: 0.2,
@@ -139,10 +153,8 @@ pub fn validate(n: usize, y0_finite: bool, ts: &[f64], o: &Options) -> Result<()
     if o.grid_points.iter().any(|t| !t.is_finite()) {
         return Err(Error::invalid("gridPoints must be finite"));
     }
-    if let Some(m) = o.norm_len {
-        if m == 0 || m > n {
-            return Err(Error::invalid("norm length out of range"));
-        }
+    if o.norm_groups.iter().any(|&(a, l)| l == 0 || a + l > n) {
+        return Err(Error::invalid("norm groups out of range"));
     }
     for (v, name) in [(o.safety, "safety"), (o.ifactor, "ifactor"), (o.dfactor, "dfactor")] {
         if !(v > 0.0) || !v.is_finite() {
@@ -253,22 +265,44 @@ pub fn solve_independent<R: Real>(
     Ok(())
 }
 
-fn rms_scaled<R: Real>(v: &[R], y: &[R], atol: &[f64], rtol: f64, len: usize) -> f64 {
-    let mut sum = 0.0;
-    for i in 0..len {
-        let a = if atol.len() == 1 { atol[0] } else { atol[i] };
-        let scale = a + y[i].abs().to_f64() * rtol;
-        let e = v[i].to_f64() / scale;
-        sum += e * e;
+/// RMS of q(i) within each norm group, maximum over the groups.
+#[inline]
+fn mixed_rms(groups: &[(usize, usize)], n: usize, q: impl Fn(usize) -> f64) -> f64 {
+    let rms = |a: usize, l: usize| {
+        let mut sum = 0.0;
+        for i in a..a + l {
+            let v = q(i);
+            sum += v * v;
+        }
+        (sum / l as f64).sqrt()
+    };
+    if groups.is_empty() {
+        return rms(0, n);
     }
-    (sum / len as f64).sqrt()
+    let mut m = 0.0f64;
+    for &(a, l) in groups {
+        let r = rms(a, l);
+        if !(r <= m) {
+            m = r; // NaN propagates
+        }
+    }
+    m
+}
+
+#[inline]
+fn atol_at(atol: &[f64], i: usize) -> f64 {
+    if atol.len() == 1 { atol[0] } else { atol[i] }
+}
+
+fn rms_scaled<R: Real>(v: &[R], y: &[R], o: &Options) -> f64 {
+    mixed_rms(&o.norm_groups, v.len(), |i| v[i].to_f64() / (atol_at(&o.atol, i) + y[i].abs().to_f64() * o.rtol))
 }
 
 /// Hairer–Nørsett–Wanner II.4 starting step (as torchdiffeq: exponent 1/order).
-fn initial_step<R: Real>(f: &mut Directed<R>, s0: f64, y0: &[R], f0: &[R], o: &Options, len: usize, tmp: &mut [R], f1: &mut [R]) -> Result<f64> {
+fn initial_step<R: Real>(f: &mut Directed<R>, s0: f64, y0: &[R], f0: &[R], o: &Options, tmp: &mut [R], f1: &mut [R]) -> Result<f64> {
     let order = o.method.tableau().order as f64;
-    let d0 = rms_scaled(y0, y0, &o.atol, o.rtol, len);
-    let d1 = rms_scaled(f0, y0, &o.atol, o.rtol, len);
+    let d0 = rms_scaled(y0, y0, o);
+    let d1 = rms_scaled(f0, y0, o);
     let h0 = if d0 < 1e-5 || d1 < 1e-5 { 1e-6 } else { 0.01 * d0 / d1 };
     let h0r = R::from_f64(h0);
     for i in 0..y0.len() {
@@ -278,7 +312,7 @@ fn initial_step<R: Real>(f: &mut Directed<R>, s0: f64, y0: &[R], f0: &[R], o: &O
     for i in 0..y0.len() {
         tmp[i] = f1[i] - f0[i];
     }
-    let d2 = rms_scaled(tmp, y0, &o.atol, o.rtol, len) / h0;
+    let d2 = rms_scaled(tmp, y0, o) / h0;
     if !d2.is_finite() {
         return Ok(h0);
     }
@@ -295,7 +329,7 @@ fn initial_step<R: Real>(f: &mut Directed<R>, s0: f64, y0: &[R], f0: &[R], o: &O
 /// `s_end_eval` is where stages with c = 1 are evaluated: s_new, or just before it when s_new is
 /// a grid point (a discontinuity: the step must only see the field's left limit).
 #[allow(clippy::too_many_arguments)]
-fn rk_step<R: Real>(f: &mut Directed<R>, tb: &Tableau, s: f64, h: f64, s_end_eval: f64, w: &mut Work<R>, o: &Options, len: usize) -> Result<f64> {
+fn rk_step<R: Real>(f: &mut Directed<R>, tb: &Tableau, s: f64, h: f64, s_end_eval: f64, w: &mut Work<R>, o: &Options) -> Result<f64> {
     let n = w.y.len();
     let st = tb.stages();
     let hr = R::from_f64(h);
@@ -333,101 +367,48 @@ fn rk_step<R: Real>(f: &mut Directed<R>, tb: &Tableau, s: f64, h: f64, s_end_eva
     if !tb.adaptive() {
         return Ok(0.0);
     }
-    let mut sum = 0.0;
-    for m in 0..len {
+    // error estimate h·Σ e_j k_j, written into f_end (free during a step) to norm it below
+    let err = &mut w.f_end;
+    for m in 0..n {
         let mut e = R::ZERO;
         for (j, &ej) in tb.e.iter().enumerate() {
             if ej != 0.0 {
                 e += R::from_f64(ej) * w.k[j][m];
             }
         }
-        let err = (hr * e).to_f64();
-        let a = if o.atol.len() == 1 { o.atol[0] } else { o.atol[m] };
-        let tol = a + o.rtol * w.y[m].abs().to_f64().max(w.y_new[m].abs().to_f64());
-        let q = err / tol;
-        sum += q * q;
+        err[m] = hr * e;
     }
-    let ratio = (sum / len as f64).sqrt();
+    let (y0, y1, err) = (&w.y, &w.y_new, &w.f_end);
+    let ratio = mixed_rms(&o.norm_groups, n, |m| err[m].to_f64() / (atol_at(&o.atol, m) + o.rtol * y0[m].abs().to_f64().max(y1[m].abs().to_f64())));
     if !finite_all(&w.y_new) {
         return Ok(f64::NAN);
     }
     Ok(ratio)
 }
 
-/// Value of the current step's dense output at internal time s_out ∈ [s0, s0 + h].
-fn interpolate<R: Real>(f: &mut Directed<R>, tb: &Tableau, s0: f64, h: f64, s_out: f64, w: &mut Work<R>, dst: &mut [R]) -> Result<()> {
-    let th = (s_out - s0) / h;
-    let n = w.y.len();
+/// Value of the current step's dense output at internal time s_out ∈ [s0, s1].
+fn interpolate<R: Real>(f: &mut Directed<R>, tb: &Tableau, s0: f64, s1: f64, s_out: f64, w: &mut Work<R>, dst: &mut [R]) -> Result<()> {
+    let h = s1 - s0;
+    let iw = tableau::interp_weights(tb, (s_out - s0) / h);
+    if iw.f_end != 0.0 && !w.f_end_valid {
+        f.eval(s1, &w.y, &mut w.f_end)?;
+        w.f_end_valid = true;
+    }
     let hr = R::from_f64(h);
-    let (y0, y1) = (&w.y_prev, &w.y);
-    let st = tb.stages();
-    match tb.interp {
-        Interp::Hermite => {
-            let f1: &[R] = if tb.fsal {
-                &w.k[st - 1]
-            } else {
-                if !w.f_end_valid {
-                    f.eval(s0 + h, y1, &mut w.f_end)?;
-                    w.f_end_valid = true;
-                }
-                &w.f_end
-            };
-            let t2 = th * th;
-            let t3 = t2 * th;
-            let h00 = R::from_f64(2.0 * t3 - 3.0 * t2 + 1.0);
-            let h10 = R::from_f64(t3 - 2.0 * t2 + th) * hr;
-            let h01 = R::from_f64(-2.0 * t3 + 3.0 * t2);
-            let h11 = R::from_f64(t3 - t2) * hr;
-            let f0 = &w.k[0];
-            for m in 0..n {
-                dst[m] = h00 * y0[m] + h10 * f0[m] + h01 * y1[m] + h11 * f1[m];
+    let (a0, a1) = (R::from_f64(iw.y0), R::from_f64(iw.y1));
+    for m in 0..dst.len() {
+        let mut acc = R::ZERO;
+        for j in 0..tb.stages() {
+            if iw.k[j] != 0.0 {
+                acc += R::from_f64(iw.k[j]) * w.k[j][m];
             }
         }
-        Interp::Quartic(mid) => {
-            let x = R::from_f64(th);
-            let two = R::from_f64(2.0);
-            for m in 0..n {
-                let mut ym = R::ZERO;
-                for (j, &c) in mid.iter().enumerate() {
-                    if c != 0.0 {
-                        ym += R::from_f64(c) * w.k[j][m];
-                    }
-                }
-                let ym = y0[m] + hr * ym;
-                let (f0, f1) = (w.k[0][m], w.k[st - 1][m]);
-                let (a0, a1) = (y0[m], y1[m]);
-                let a = two * hr * (f1 - f0) - R::from_f64(8.0) * (a1 + a0) + R::from_f64(16.0) * ym;
-                let b = hr * (R::from_f64(5.0) * f0 - R::from_f64(3.0) * f1) + R::from_f64(18.0) * a0 + R::from_f64(14.0) * a1 - R::from_f64(32.0) * ym;
-                let c = hr * (f1 - R::from_f64(4.0) * f0) - R::from_f64(11.0) * a0 - R::from_f64(5.0) * a1 + R::from_f64(16.0) * ym;
-                let d = hr * f0;
-                dst[m] = a0 + x * (d + x * (c + x * (b + x * a)));
-            }
+        if iw.f_end != 0.0 {
+            acc += R::from_f64(iw.f_end) * w.f_end[m];
         }
-        Interp::Tsit5 => {
-            let mut wts = [0.0; 7];
-            tableau::tsit5_weights(th, &mut wts);
-            weighted_sum(y0, hr, &wts, &w.k, dst);
-        }
-        Interp::Dopri8 => {
-            let mut wts = [0.0; 14];
-            tableau::dopri8_weights(th, &mut wts);
-            weighted_sum(y0, hr, &wts, &w.k, dst);
-        }
+        dst[m] = a0 * w.y_prev[m] + a1 * w.y[m] + hr * acc;
     }
     Ok(())
-}
-
-/// dst = y0 + h·Σ_j w_j k_j
-fn weighted_sum<R: Real>(y0: &[R], h: R, wts: &[f64], k: &[Vec<R>], dst: &mut [R]) {
-    for m in 0..y0.len() {
-        let mut acc = R::ZERO;
-        for (j, &wj) in wts.iter().enumerate() {
-            if wj != 0.0 {
-                acc += R::from_f64(wj) * k[j][m];
-            }
-        }
-        dst[m] = y0[m] + h * acc;
-    }
 }
 
 fn integrate<R: Real>(
@@ -443,7 +424,6 @@ fn integrate<R: Real>(
     let dir = f.dir;
     let tb = o.method.tableau();
     let st = tb.stages();
-    let len = o.norm_len.unwrap_or(n);
     let s_out: Vec<f64> = ts.iter().map(|t| dir * t).collect();
     let s0 = s_out[0];
     let s_end = *s_out.last().unwrap();
@@ -471,7 +451,7 @@ fn integrate<R: Real>(
             None => {
                 let (a, b) = w.k.split_at_mut(1);
                 let mut tmp = vec![R::ZERO; n];
-                initial_step(f, s0, y0, &a[0], o, len, &mut tmp, &mut b[0])?
+                initial_step(f, s0, y0, &a[0], o, &mut tmp, &mut b[0])?
             }
         }
     } else {
@@ -493,7 +473,7 @@ fn integrate<R: Real>(
             if s_out[idx] == s {
                 dst.copy_from_slice(&w.y);
             } else {
-                interpolate(f, tb, s_prev, s - s_prev, s_out[idx], &mut w, dst)?;
+                interpolate(f, tb, s_prev, s, s_out[idx], &mut w, dst)?;
             }
             idx += 1;
         }
@@ -538,7 +518,7 @@ fn integrate<R: Real>(
             k0_valid = true;
         }
         let s_end_eval = if on_grid { prev_float(s_new) } else { s_new };
-        let ratio = rk_step(f, tb, s, h_step, s_end_eval, &mut w, o, len)?;
+        let ratio = rk_step(f, tb, s, h_step, s_end_eval, &mut w, o)?;
         let accept = if adaptive { ratio <= 1.0 } else { true };
         if accept {
             if !adaptive && !finite_all(&w.y_new) {
@@ -546,7 +526,8 @@ fn integrate<R: Real>(
             }
             stats.steps += 1;
             if let Some(obs) = observer.as_deref_mut() {
-                obs.accepted(s, h_step, &w.y, &w.k)?;
+                let s_k0 = if restart { next_float(s) } else { s };
+                obs.accepted(&StepInfo { s0: s, s1: s_new, s_k0, s_last: s_end_eval, y0: &w.y, y1: &w.y_new, k: &w.k })?;
             }
             core::mem::swap(&mut w.y_prev, &mut w.y);
             core::mem::swap(&mut w.y, &mut w.y_new);

@@ -203,16 +203,59 @@ pub static TSIT5: Tableau = Tableau {
     interp: Interp::Tsit5,
 };
 
+/// Numbers the interpolant formulas are written over: f64 for values, `Dual` for θ-derivatives.
+pub trait Num: Copy + core::ops::Add<Output = Self> + core::ops::Sub<Output = Self> + core::ops::Mul<Output = Self> {
+    fn c(x: f64) -> Self;
+}
+
+impl Num for f64 {
+    fn c(x: f64) -> Self {
+        x
+    }
+}
+
+/// v + d·ε with ε² = 0: evaluating a weight at Dual{θ, 1} gives its value and d/dθ.
+#[derive(Clone, Copy, Debug)]
+pub struct Dual {
+    pub v: f64,
+    pub d: f64,
+}
+
+impl core::ops::Add for Dual {
+    type Output = Dual;
+    fn add(self, o: Dual) -> Dual {
+        Dual { v: self.v + o.v, d: self.d + o.d }
+    }
+}
+impl core::ops::Sub for Dual {
+    type Output = Dual;
+    fn sub(self, o: Dual) -> Dual {
+        Dual { v: self.v - o.v, d: self.d - o.d }
+    }
+}
+impl core::ops::Mul for Dual {
+    type Output = Dual;
+    fn mul(self, o: Dual) -> Dual {
+        Dual { v: self.v * o.v, d: self.d * o.v + self.v * o.d }
+    }
+}
+impl Num for Dual {
+    fn c(x: f64) -> Self {
+        Dual { v: x, d: 0.0 }
+    }
+}
+
 /// Tsitouras' interpolant weights b_j(θ), j = 0..6 (the free interpolant of Tsit5).
-pub fn tsit5_weights(th: f64, w: &mut [f64; 7]) {
+pub fn tsit5_weights<T: Num>(th: T, w: &mut [T]) {
+    let c = T::c;
     let t2 = th * th;
-    w[0] = -1.0530884977290216 * th * (th - 1.329989018975412) * (t2 - 1.4364028541716351 * th + 0.7139816917074209);
-    w[1] = 0.1017 * t2 * (t2 - 2.1966568338249754 * th + 1.2949852507374631);
-    w[2] = 2.490627285651252793 * t2 * (t2 - 2.38535645472061657 * th + 1.57803468208092486);
-    w[3] = -16.54810288924490272 * (th - 1.21712927295533244) * (th - 0.61620406037800089) * t2;
-    w[4] = 47.37952196281928122 * (th - 1.203071208372362603) * (th - 0.658047292653547382) * t2;
-    w[5] = -34.87065786149660974 * (th - 1.2) * (th - 2.0 / 3.0) * t2;
-    w[6] = 2.5 * (th - 1.0) * (th - 0.6) * t2;
+    w[0] = c(-1.0530884977290216) * th * (th - c(1.329989018975412)) * (t2 - c(1.4364028541716351) * th + c(0.7139816917074209));
+    w[1] = c(0.1017) * t2 * (t2 - c(2.1966568338249754) * th + c(1.2949852507374631));
+    w[2] = c(2.490627285651252793) * t2 * (t2 - c(2.38535645472061657) * th + c(1.57803468208092486));
+    w[3] = c(-16.54810288924490272) * (th - c(1.21712927295533244)) * (th - c(0.61620406037800089)) * t2;
+    w[4] = c(47.37952196281928122) * (th - c(1.203071208372362603)) * (th - c(0.658047292653547382)) * t2;
+    w[5] = c(-34.87065786149660974) * (th - c(1.2)) * (th - c(2.0 / 3.0)) * t2;
+    w[6] = c(2.5) * (th - c(1.0)) * (th - c(0.6)) * t2;
 }
 
 /// Prince–Dormand 8(7) (13 stages + FSAL) with its continuous extension.
@@ -290,12 +333,67 @@ static DOPRI8_DENSE: [[f64; 5]; 14] = {
 };
 
 /// The dopri8 interpolant weights b_j(θ), j = 0..13.
-pub fn dopri8_weights(th: f64, w: &mut [f64; 14]) {
+pub fn dopri8_weights<T: Num>(th: T, w: &mut [T]) {
     for j in 0..14 {
-        let c = &DOPRI8_DENSE[j];
-        let p = th * (c[0] + th * (c[1] + th * (c[2] + th * (c[3] + th * c[4]))));
-        w[j] = th * (p + if j == 0 { 1.0 } else { 0.0 });
+        let q = &DOPRI8_DENSE[j];
+        let p = th * (T::c(q[0]) + th * (T::c(q[1]) + th * (T::c(q[2]) + th * (T::c(q[3]) + th * T::c(q[4])))));
+        w[j] = th * (p + T::c(if j == 0 { 1.0 } else { 0.0 }));
     }
+}
+
+/// The dense output of one step as a linear combination:
+/// y(s0 + θh) = y0·y0 + y1·y1 + h·Σ_j k_j·k_j + h·f_end·f(s1, y1).
+/// `f_end` is only used by Hermite interpolation of methods without FSAL.
+#[derive(Clone, Debug)]
+pub struct InterpWeights<T> {
+    pub y0: T,
+    pub y1: T,
+    pub k: [T; 14],
+    pub f_end: T,
+}
+
+/// Weights of the method's interpolant at θ (T = f64), or values and θ-derivatives (T = Dual).
+pub fn interp_weights<T: Num>(tb: &Tableau, th: T) -> InterpWeights<T> {
+    let c = T::c;
+    let z = c(0.0);
+    let mut w = InterpWeights { y0: z, y1: z, k: [z; 14], f_end: z };
+    let s = tb.stages();
+    let t2 = th * th;
+    let t3 = t2 * th;
+    let t4 = t3 * th;
+    match tb.interp {
+        Interp::Hermite => {
+            w.y0 = c(2.0) * t3 - c(3.0) * t2 + c(1.0);
+            w.y1 = c(3.0) * t2 - c(2.0) * t3;
+            w.k[0] = t3 - c(2.0) * t2 + th;
+            let f1 = t3 - t2;
+            if tb.fsal {
+                w.k[s - 1] = f1;
+            } else {
+                w.f_end = f1;
+            }
+        }
+        Interp::Quartic(mid) => {
+            // quartic through y0, y1, f0, f1 and y_mid = y0 + h·Σ mid_j k_j
+            let ym = c(16.0) * t2 - c(32.0) * t3 + c(16.0) * t4;
+            w.y0 = c(1.0) - c(11.0) * t2 + c(18.0) * t3 - c(8.0) * t4 + ym;
+            w.y1 = c(14.0) * t3 - c(5.0) * t2 - c(8.0) * t4;
+            for (j, &m) in mid.iter().enumerate() {
+                w.k[j] = ym * c(m);
+            }
+            w.k[0] = w.k[0] + th - c(4.0) * t2 + c(5.0) * t3 - c(2.0) * t4;
+            w.k[s - 1] = w.k[s - 1] + t2 - c(3.0) * t3 + c(2.0) * t4;
+        }
+        Interp::Tsit5 => {
+            w.y0 = c(1.0);
+            tsit5_weights(th, &mut w.k[..7]);
+        }
+        Interp::Dopri8 => {
+            w.y0 = c(1.0);
+            dopri8_weights(th, &mut w.k[..14]);
+        }
+    }
+    w
 }
 
 #[cfg(test)]
@@ -334,14 +432,35 @@ mod tests {
             }
         }
         let mut w = [0.0; 7];
-        tsit5_weights(1.0, &mut w);
+        tsit5_weights(1.0, &mut w[..]);
         for j in 0..7 {
             assert!((w[j] - TSIT5.b[j]).abs() < 1e-12, "tsit5 interpolant at θ=1, weight {}", j);
         }
         let mut w = [0.0; 14];
-        dopri8_weights(1.0, &mut w);
+        dopri8_weights(1.0, &mut w[..]);
         for j in 0..14 {
             assert!((w[j] - DOPRI8.b[j]).abs() < 1e-9, "dopri8 interpolant at θ=1, weight {}: {} vs {}", j, w[j], DOPRI8.b[j]);
+        }
+    }
+
+    /// Every interpolant starts at y0 and ends at y1 (to rounding), with the right slope at θ = 0.
+    #[test]
+    fn interpolants_match_step_ends() {
+        for m in Method::ALL {
+            let tb = m.tableau();
+            let a = interp_weights(tb, 0.0);
+            assert!((a.y0 - 1.0).abs() < 1e-12 && a.y1.abs() < 1e-12 && a.k.iter().all(|v| v.abs() < 1e-12), "{}", tb.name);
+            let d = interp_weights(tb, Dual { v: 0.0, d: 1.0 });
+            // y'(0)·h = h·f0: derivative weight 1 on k0 (and none elsewhere)
+            assert!((d.k[0].d - 1.0).abs() < 1e-9 && d.y0.d.abs() < 1e-9 && d.y1.d.abs() < 1e-9, "{} slope at 0", tb.name);
+            let b = interp_weights(tb, 1.0);
+            // at θ = 1 the combination equals y1 = y0 + h Σ b_j k_j
+            let y1_weight = b.y1;
+            for j in 0..tb.stages() {
+                let expect = tb.b[j] * (1.0 - y1_weight);
+                assert!((b.k[j] - expect).abs() < 1e-9, "{} θ=1 weight {}: {} vs {}", tb.name, j, b.k[j], expect);
+            }
+            assert!((b.y0 + b.y1 - 1.0).abs() < 1e-12, "{}", tb.name);
         }
     }
 

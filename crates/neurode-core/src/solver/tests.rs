@@ -88,8 +88,8 @@ fn dense_output_orders() {
 fn grid_points_are_stepped_onto() {
     struct Times(Vec<f64>);
     impl StepObserver<f64> for Times {
-        fn accepted(&mut self, s0: f64, h: f64, _y0: &[f64], _k: &[Vec<f64>]) -> Result<()> {
-            self.0.push(s0 + h);
+        fn accepted(&mut self, step: &StepInfo<f64>) -> Result<()> {
+            self.0.push(step.s1);
             Ok(())
         }
     }
