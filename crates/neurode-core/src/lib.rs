@@ -5,6 +5,7 @@
 pub mod abi;
 pub mod alloc;
 pub mod error;
+pub mod grad;
 pub mod math;
 pub mod real;
 pub mod solver;

@@ -168,15 +168,15 @@ pub fn validate(n: usize, y0_finite: bool, ts: &[f64], o: &Options) -> Result<()
 }
 
 /// Evaluates the user's field in internal time: f̃(s, y) = dir · f(dir · s, y); counts calls.
-struct Directed<'a, R: Real> {
-    rhs: &'a mut dyn Rhs<R>,
-    dir: f64,
-    nfe: u64,
+pub struct Directed<'a, R: Real> {
+    pub rhs: &'a mut dyn Rhs<R>,
+    pub dir: f64,
+    pub nfe: u64,
 }
 
 impl<'a, R: Real> Directed<'a, R> {
     #[inline]
-    fn eval(&mut self, s: f64, y: &[R], dy: &mut [R]) -> Result<()> {
+    pub fn eval(&mut self, s: f64, y: &[R], dy: &mut [R]) -> Result<()> {
         self.nfe += 1;
         self.rhs.eval(self.dir * s, y, dy)?;
         if self.dir < 0.0 {
@@ -335,33 +335,12 @@ fn rk_step<R: Real>(f: &mut Directed<R>, tb: &Tableau, s: f64, h: f64, s_end_eva
     let hr = R::from_f64(h);
     for i in 1..st {
         // stage state y + h Σ a_ij k_j, written into y_new (reused as scratch)
-        {
-            let (ks, rest) = w.k.split_at_mut(i);
-            let yi = &mut w.y_new;
-            yi.copy_from_slice(&w.y);
-            for (j, &a) in tb.a[i].iter().enumerate() {
-                if a != 0.0 {
-                    let c = hr * R::from_f64(a);
-                    let kj = &ks[j];
-                    for m in 0..n {
-                        yi[m] += c * kj[m];
-                    }
-                }
-            }
-            let si = if tb.c[i] == 1.0 { s_end_eval } else { s + tb.c[i] * h };
-            f.eval(si, yi, &mut rest[0])?;
-        }
+        let (ks, rest) = w.k.split_at_mut(i);
+        stage_state(tb, i, hr, &w.y, ks, &mut w.y_new);
+        f.eval(stage_time(tb, i, s, h, s, s_end_eval), &w.y_new, &mut rest[0])?;
     }
     if !tb.fsal {
-        w.y_new.copy_from_slice(&w.y);
-        for (j, &b) in tb.b.iter().enumerate() {
-            if b != 0.0 {
-                let c = hr * R::from_f64(b);
-                for m in 0..n {
-                    w.y_new[m] += c * w.k[j][m];
-                }
-            }
-        }
+        step_end_state(tb, hr, &w.y, &w.k, &mut w.y_new);
     }
     // For FSAL tableaus the last stage state already is y_new.
     if !tb.adaptive() {
@@ -384,6 +363,48 @@ fn rk_step<R: Real>(f: &mut Directed<R>, tb: &Tableau, s: f64, h: f64, s_end_eva
         return Ok(f64::NAN);
     }
     Ok(ratio)
+}
+
+/// Stage i's state y0 + h·Σ_j a_ij k_j (j < i). Shared by the step and the gradient passes so
+/// that recomputed stages are bit-identical.
+#[inline]
+pub fn stage_state<R: Real>(tb: &Tableau, i: usize, h: R, y0: &[R], k: &[Vec<R>], out: &mut [R]) {
+    out.copy_from_slice(y0);
+    for (j, &a) in tb.a[i].iter().enumerate() {
+        if a != 0.0 {
+            let c = h * R::from_f64(a);
+            let kj = &k[j];
+            for m in 0..out.len() {
+                out[m] += c * kj[m];
+            }
+        }
+    }
+}
+
+/// y1 = y0 + h·Σ b_j k_j for methods without FSAL (with FSAL y1 is the last stage's state).
+#[inline]
+pub fn step_end_state<R: Real>(tb: &Tableau, h: R, y0: &[R], k: &[Vec<R>], out: &mut [R]) {
+    out.copy_from_slice(y0);
+    for (j, &b) in tb.b.iter().enumerate() {
+        if b != 0.0 {
+            let c = h * R::from_f64(b);
+            for m in 0..out.len() {
+                out[m] += c * k[j][m];
+            }
+        }
+    }
+}
+
+/// Where stage i is evaluated: k0 at s_k0, stages with c = 1 at s_last, others at s0 + c_i·h.
+#[inline]
+pub fn stage_time(tb: &Tableau, i: usize, s0: f64, h: f64, s_k0: f64, s_last: f64) -> f64 {
+    if i == 0 {
+        s_k0
+    } else if tb.c[i] == 1.0 {
+        s_last
+    } else {
+        s0 + tb.c[i] * h
+    }
 }
 
 /// Value of the current step's dense output at internal time s_out ∈ [s0, s1].

@@ -1,0 +1,417 @@
+//! Gradients of an ODE solution with respect to y0, the field's parameters θ and the output
+//! times, given dL/dy at every output time.
+//!
+//! - `Adjoint`: Chen et al. 2018, Algorithm 1. The augmented state [z, a, a_t, a_θ] is
+//!   integrated backward between consecutive output times (restarting at each, where dL/dy_i is
+//!   added). Memory holds only the outputs: it does not grow with the number of steps.
+//! - `Backprop`: reverse mode through the discrete forward solve, with the accepted step sizes
+//!   held constant (as torchdiffeq's autograd does); stores every step's stages.
+//! - `Checkpoint`: the same gradient, storing only each step's start state and recomputing its
+//!   stages during the backward pass.
+//!
+//! Internal time is s = dir·t with the field f̃(s, y) = dir·f(dir·s, y) (see `solver`), so for a
+//! cotangent a: a·∂f̃/∂y = dir·(a·∂f/∂y), a·∂f̃/∂θ = dir·(a·∂f/∂θ) and a·∂f̃/∂s = a·∂f/∂t.
+
+use crate::error::{Error, Result};
+use crate::real::Real;
+use crate::solver::tableau::{interp_weights, Dual};
+use crate::solver::{self, stage_state, stage_time, step_end_state, Options, Rhs, StepInfo, StepObserver, Stats};
+
+/// A right-hand side that also has vector-Jacobian products.
+pub trait VjpRhs<R: Real>: Rhs<R> {
+    fn num_params(&self) -> usize;
+    /// Overwrites `out_y` with a·∂f/∂y and `out_p` with a·∂f/∂θ (summed over the batch) and
+    /// returns a·∂f/∂t. With `out_f`, also writes f(t, y) (one evaluation serves both).
+    fn vjp(&mut self, t: f64, y: &[R], a: &[R], out_f: Option<&mut [R]>, out_y: &mut [R], out_p: &mut [R]) -> Result<f64>;
+}
+
+/// Lets a `VjpRhs` be passed where a plain `Rhs` is wanted.
+struct AsRhs<'a, R: Real>(&'a mut dyn VjpRhs<R>);
+
+impl<'a, R: Real> Rhs<R> for AsRhs<'a, R> {
+    fn eval(&mut self, t: f64, y: &[R], dy: &mut [R]) -> Result<()> {
+        self.0.eval(t, y, dy)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Adjoint,
+    Backprop,
+    Checkpoint,
+}
+
+#[derive(Clone, Debug)]
+pub struct GradOptions {
+    pub mode: Mode,
+    pub forward: Options,
+    pub adjoint_rtol: f64,
+    pub adjoint_atol: f64,
+    /// Leave a_θ and a_t out of the adjoint's error norm (Kidger et al. 2021).
+    pub seminorm: bool,
+}
+
+/// One accepted step as the tape keeps it.
+struct Step<R> {
+    s0: f64,
+    s1: f64,
+    s_k0: f64,
+    s_last: f64,
+    y0: Vec<R>,
+    /// Stage derivatives (backprop only; checkpoint recomputes them).
+    k: Vec<Vec<R>>,
+}
+
+/// What the forward pass leaves for the backward pass.
+pub struct Tape<R: Real> {
+    mode: Mode,
+    opts: GradOptions,
+    dir: f64,
+    ts: Vec<f64>,
+    /// Outputs, ts.len() × n.
+    pub ys: Vec<R>,
+    n: usize,
+    steps: Vec<Step<R>>,
+    pub forward_stats: Stats,
+}
+
+impl<R: Real> Tape<R> {
+    /// Bytes held for the backward pass (outputs + stored steps): a deterministic memory figure.
+    pub fn stored_bytes(&self) -> usize {
+        let steps: usize = self.steps.iter().map(|s| (s.y0.len() + s.k.iter().map(|k| k.len()).sum::<usize>()) * R::BYTES).sum();
+        self.ys.len() * R::BYTES + steps
+    }
+    pub fn steps_stored(&self) -> usize {
+        self.steps.len()
+    }
+}
+
+struct Recorder<R: Real> {
+    keep_stages: bool,
+    steps: Vec<Step<R>>,
+}
+
+impl<R: Real> StepObserver<R> for Recorder<R> {
+    fn accepted(&mut self, st: &StepInfo<R>) -> Result<()> {
+        self.steps.push(Step {
+            s0: st.s0,
+            s1: st.s1,
+            s_k0: st.s_k0,
+            s_last: st.s_last,
+            y0: st.y0.to_vec(),
+            k: if self.keep_stages { st.k.to_vec() } else { Vec::new() },
+        });
+        Ok(())
+    }
+}
+
+/// Solves forward and records what `backward` needs.
+pub fn forward<R: Real>(f: &mut dyn VjpRhs<R>, y0: &[R], ts: &[f64], o: &GradOptions) -> Result<Tape<R>> {
+    let n = y0.len();
+    let mut ys = vec![R::ZERO; ts.len() * n];
+    let mut stats = Stats::default();
+    let mut rec = Recorder { keep_stages: o.mode == Mode::Backprop, steps: Vec::new() };
+    let observer: Option<&mut dyn StepObserver<R>> = if o.mode == Mode::Adjoint { None } else { Some(&mut rec) };
+    solver::solve(&mut AsRhs(f), y0, ts, &o.forward, &mut ys, &mut stats, observer)?;
+    let dir = if ts.len() > 1 && ts[1] < ts[0] { -1.0 } else { 1.0 };
+    Ok(Tape { mode: o.mode, opts: o.clone(), dir, ts: ts.to_vec(), ys, n, steps: rec.steps, forward_stats: stats })
+}
+
+/// Gradients: dL/dy0, dL/dθ, dL/dts (f64) and the backward pass's statistics.
+pub struct Grads {
+    pub y0: Vec<f64>,
+    pub params: Vec<f64>,
+    pub ts: Vec<f64>,
+    pub stats: Stats,
+}
+
+/// The backward pass. `dl_dys` is ts.len() × n. Consumes the tape.
+pub fn backward<R: Real>(f: &mut dyn VjpRhs<R>, tape: Tape<R>, dl_dys: &[R]) -> Result<Grads> {
+    if dl_dys.len() != tape.ys.len() {
+        return Err(Error::invalid(format!("dLdys must hold {} numbers (ts.length × state length), got {}", tape.ys.len(), dl_dys.len())));
+    }
+    if dl_dys.iter().any(|v| !v.is_finite()) {
+        return Err(Error::invalid("dLdys must be finite"));
+    }
+    match tape.mode {
+        Mode::Adjoint => adjoint(f, &tape, dl_dys),
+        Mode::Backprop | Mode::Checkpoint => discrete(f, &tape, dl_dys),
+    }
+}
+
+/// Calls the user's VJP for the internal field f̃ = dir·f and accumulates its pieces:
+/// ȳ += dir·(a·∂f/∂y), θ̄ += dir·(a·∂f/∂θ); returns a·∂f/∂t (= a·∂f̃/∂s).
+#[allow(clippy::too_many_arguments)]
+fn vjp_acc<R: Real>(f: &mut dyn VjpRhs<R>, dir: f64, s: f64, y: &[R], a: &[R], gy: &mut [R], gp: &mut [f64], tmp_y: &mut [R], tmp_p: &mut [R], nfe: &mut u64) -> Result<f64> {
+    *nfe += 1;
+    let gt = f.vjp(dir * s, y, a, None, tmp_y, tmp_p)?;
+    let d = R::from_f64(dir);
+    for m in 0..gy.len() {
+        gy[m] += d * tmp_y[m];
+    }
+    for m in 0..gp.len() {
+        gp[m] += dir * tmp_p[m].to_f64();
+    }
+    Ok(gt)
+}
+
+fn is_zero<R: Real>(v: &[R]) -> bool {
+    v.iter().all(|x| *x == R::ZERO)
+}
+
+/// Reverse mode through the recorded steps (backprop and checkpoint).
+fn discrete<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R]) -> Result<Grads> {
+    let n = tape.n;
+    let p = f.num_params();
+    let dir = tape.dir;
+    let tb = tape.opts.forward.method.tableau();
+    let st = tb.stages();
+    let nt = tape.ts.len();
+    let s_out: Vec<f64> = tape.ts.iter().map(|t| dir * t).collect();
+    let mut nfe = 0u64;
+    let mut gt = vec![0.0f64; nt];
+    let mut gp = vec![0.0f64; p];
+    let mut gy = vec![R::ZERO; n]; // adjoint of the current step's end state
+    let mut gy0 = vec![R::ZERO; n];
+    let mut kbar = vec![vec![R::ZERO; n]; st];
+    let mut kbuf = vec![vec![R::ZERO; n]; st];
+    let mut ybuf = vec![R::ZERO; n];
+    let mut y1 = vec![R::ZERO; n];
+    let mut tmp_y = vec![R::ZERO; n];
+    let mut tmp_p = vec![R::ZERO; p];
+    let mut f_end = vec![R::ZERO; n];
+    let mut fe_bar = vec![R::ZERO; n];
+    let mut next_out = nt; // outputs idx < next_out are not yet handled
+    for (si, step) in tape.steps.iter().enumerate().rev() {
+        let h = step.s1 - step.s0;
+        let hr = R::from_f64(h);
+        // The step's stages: stored (backprop) or recomputed with the forward's operations.
+        let k: &[Vec<R>] = if tape.mode == Mode::Backprop {
+            &step.k
+        } else {
+            for i in 0..st {
+                if i > 0 {
+                    let (ks, _) = kbuf.split_at(i);
+                    stage_state(tb, i, hr, &step.y0, ks, &mut ybuf);
+                } else {
+                    ybuf.copy_from_slice(&step.y0);
+                }
+                nfe += 1;
+                let t = dir * stage_time(tb, i, step.s0, h, step.s_k0, step.s_last);
+                f.eval(t, &ybuf, &mut kbuf[i])?;
+                if dir < 0.0 {
+                    for v in kbuf[i].iter_mut() {
+                        *v = -*v;
+                    }
+                }
+            }
+            &kbuf
+        };
+        // y1: the next step's start, or the last state (recomputed identically)
+        match tape.steps.get(si + 1) {
+            Some(next) => y1.copy_from_slice(&next.y0),
+            None => {
+                if tb.fsal {
+                    let (ks, _) = k.split_at(st - 1);
+                    stage_state(tb, st - 1, hr, &step.y0, ks, &mut y1);
+                } else {
+                    step_end_state(tb, hr, &step.y0, k, &mut y1);
+                }
+            }
+        }
+        for kb in kbar.iter_mut() {
+            kb.iter_mut().for_each(|v| *v = R::ZERO);
+        }
+        gy0.iter_mut().for_each(|v| *v = R::ZERO);
+        fe_bar.iter_mut().for_each(|v| *v = R::ZERO);
+        let mut have_f_end = false;
+        // Outputs produced by this step: s0 < s_out ≤ s1 (the forward emits after acceptance).
+        while next_out > 1 && s_out[next_out - 1] > step.s0 && s_out[next_out - 1] <= step.s1 {
+            let i = next_out - 1;
+            next_out -= 1;
+            let wi = &w[i * n..(i + 1) * n];
+            if is_zero(wi) {
+                continue;
+            }
+            let iw = interp_weights(tb, Dual { v: (s_out[i] - step.s0) / h, d: 1.0 });
+            if iw.f_end.v != 0.0 || iw.f_end.d != 0.0 {
+                if !have_f_end {
+                    nfe += 1;
+                    f.eval(dir * step.s1, &y1, &mut f_end)?;
+                    if dir < 0.0 {
+                        f_end.iter_mut().for_each(|v| *v = -*v);
+                    }
+                    have_f_end = true;
+                }
+            }
+            // value: ys_i = a0·y0 + a1·y1 + h·Σ c_j k_j + h·e·f_end
+            let (a0, a1) = (R::from_f64(iw.y0.v), R::from_f64(iw.y1.v));
+            let mut dtheta = 0.0f64;
+            for m in 0..n {
+                gy0[m] += a0 * wi[m];
+                gy[m] += a1 * wi[m];
+                let mut d = iw.y0.d * step.y0[m].to_f64() + iw.y1.d * y1[m].to_f64();
+                let mut dk = 0.0;
+                for j in 0..st {
+                    dk += iw.k[j].d * k[j][m].to_f64();
+                }
+                if have_f_end {
+                    dk += iw.f_end.d * f_end[m].to_f64();
+                }
+                d += h * dk;
+                dtheta += wi[m].to_f64() * d;
+            }
+            for j in 0..st {
+                if iw.k[j].v != 0.0 {
+                    let c = hr * R::from_f64(iw.k[j].v);
+                    for m in 0..n {
+                        kbar[j][m] += c * wi[m];
+                    }
+                }
+            }
+            if iw.f_end.v != 0.0 {
+                let c = hr * R::from_f64(iw.f_end.v);
+                for m in 0..n {
+                    fe_bar[m] += c * wi[m];
+                }
+            }
+            // θ = (s_out − s0)/h: moving t_i moves θ; moving t_0 shifts every step (h fixed)
+            gt[i] += dir * dtheta / h;
+            gt[0] -= dir * dtheta / h;
+        }
+        if !is_zero(&fe_bar) {
+            let g = vjp_acc(f, dir, step.s1, &y1, &fe_bar, &mut gy, &mut gp, &mut tmp_y, &mut tmp_p, &mut nfe)?;
+            gt[0] += dir * g;
+        }
+        // y1 = y0 + h Σ b_j k_j (FSAL: the last stage's state, with a_last = b)
+        for j in 0..st {
+            if tb.b[j] != 0.0 {
+                let c = hr * R::from_f64(tb.b[j]);
+                for m in 0..n {
+                    kbar[j][m] += c * gy[m];
+                }
+            }
+        }
+        for m in 0..n {
+            gy[m] += gy0[m];
+        }
+        // stages in reverse: k_i = f̃(s_i, Y_i), Y_i = y0 + h Σ_{j<i} a_ij k_j
+        for i in (0..st).rev() {
+            if is_zero(&kbar[i]) {
+                continue;
+            }
+            if i > 0 {
+                stage_state(tb, i, hr, &step.y0, &k[..i], &mut ybuf);
+            } else {
+                ybuf.copy_from_slice(&step.y0);
+            }
+            gy0.iter_mut().for_each(|v| *v = R::ZERO);
+            let s_i = stage_time(tb, i, step.s0, h, step.s_k0, step.s_last);
+            let (kb_head, kb_tail) = kbar.split_at_mut(i);
+            let g = vjp_acc(f, dir, s_i, &ybuf, &kb_tail[0], &mut gy0, &mut gp, &mut tmp_y, &mut tmp_p, &mut nfe)?;
+            gt[0] += dir * g;
+            for m in 0..n {
+                gy[m] += gy0[m];
+            }
+            for (j, &a) in tb.a[i].iter().enumerate() {
+                if a != 0.0 {
+                    let c = hr * R::from_f64(a);
+                    for m in 0..n {
+                        kb_head[j][m] += c * gy0[m];
+                    }
+                }
+            }
+        }
+    }
+    // the output at ts[0] is y0 itself
+    for m in 0..n {
+        gy[m] += w[m];
+    }
+    Ok(Grads { y0: gy.iter().map(|v| v.to_f64()).collect(), params: gp, ts: gt, stats: Stats { nfe, steps: tape.steps.len() as u64, rejected: 0 } })
+}
+
+/// The augmented system of Algorithm 1 over x = [z, a, a_t, a_θ]:
+/// z' = f, a' = −a·∂f/∂z, a_t' = −a·∂f/∂t, a_θ' = −a·∂f/∂θ.
+struct Augmented<'a, R: Real> {
+    f: &'a mut dyn VjpRhs<R>,
+    n: usize,
+    tmp_y: Vec<R>,
+    tmp_p: Vec<R>,
+}
+
+impl<'a, R: Real> Rhs<R> for Augmented<'a, R> {
+    fn eval(&mut self, t: f64, x: &[R], dx: &mut [R]) -> Result<()> {
+        let n = self.n;
+        let (z, rest) = x.split_at(n);
+        let a = &rest[..n];
+        let (dz, drest) = dx.split_at_mut(n);
+        let gt = self.f.vjp(t, z, a, Some(dz), &mut self.tmp_y, &mut self.tmp_p)?;
+        let (da, drest) = drest.split_at_mut(n);
+        for m in 0..n {
+            da[m] = -self.tmp_y[m];
+        }
+        drest[0] = -R::from_f64(gt);
+        for (d, v) in drest[1..].iter_mut().zip(self.tmp_p.iter()) {
+            *d = -*v;
+        }
+        Ok(())
+    }
+}
+
+fn adjoint<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R]) -> Result<Grads> {
+    let n = tape.n;
+    let p = f.num_params();
+    let nt = tape.ts.len();
+    let len = 2 * n + 1 + p;
+    let mut stats = Stats::default();
+    let mut gt = vec![0.0f64; nt];
+    let mut x = vec![R::ZERO; len];
+    let mut x_out = vec![R::ZERO; 2 * len];
+    let mut fy = vec![R::ZERO; n];
+    let fo = &tape.opts.forward;
+    let mut groups = vec![(0, n), (n, n)];
+    if !tape.opts.seminorm {
+        groups.push((2 * n, 1));
+        if p > 0 {
+            groups.push((2 * n + 1, p));
+        }
+    }
+    let aopts = Options { rtol: tape.opts.adjoint_rtol, atol: vec![tape.opts.adjoint_atol], norm_groups: groups, grid_points: Vec::new(), first_step: None, ..fo.clone() };
+    // start at the last output: z = y_N, a = dL/dy_N
+    x[..n].copy_from_slice(&tape.ys[(nt - 1) * n..]);
+    x[n..2 * n].copy_from_slice(&w[(nt - 1) * n..]);
+    let mut aug = Augmented { f, n, tmp_y: vec![R::ZERO; n], tmp_p: vec![R::ZERO; p] };
+    for i in (1..nt).rev() {
+        // direct effect of moving t_i: dL/dt_i = w_i · f(t_i, y_i)
+        let wi = &w[i * n..(i + 1) * n];
+        if !is_zero(wi) {
+            stats.nfe += 1;
+            aug.f.eval(tape.ts[i], &tape.ys[i * n..(i + 1) * n], &mut fy)?;
+            let d: f64 = (0..n).map(|m| wi[m].to_f64() * fy[m].to_f64()).sum();
+            gt[i] = d;
+            x[2 * n] -= R::from_f64(d);
+        }
+        let mut s = Stats::default();
+        solver::solve(&mut aug, &x, &[tape.ts[i], tape.ts[i - 1]], &aopts, &mut x_out, &mut s, None)?;
+        stats.add(&s);
+        x.copy_from_slice(&x_out[len..]);
+        // restart from the forward pass's state and add the cotangent of this output
+        x[..n].copy_from_slice(&tape.ys[(i - 1) * n..i * n]);
+        for m in 0..n {
+            x[n + m] += w[(i - 1) * n + m];
+        }
+    }
+    if nt == 1 {
+        x[n..2 * n].copy_from_slice(&w[..n]);
+    }
+    gt[0] = x[2 * n].to_f64();
+    Ok(Grads {
+        y0: x[n..2 * n].iter().map(|v| v.to_f64()).collect(),
+        params: x[2 * n + 1..].iter().map(|v| v.to_f64()).collect(),
+        ts: gt,
+        stats: Stats { nfe: stats.nfe, steps: stats.steps, rejected: stats.rejected },
+    })
+}
+
+#[cfg(test)]
+mod tests;
