@@ -118,9 +118,11 @@ fn backprop_matches_finite_differences_of_the_discrete_solve() {
         let fd = fd_grads(method, 1e-6);
         close(&g.y0, &fd.y0, 1e-7, "y0");
         close(&g.params, &fd.params, 1e-7, "params");
-        // dL/dt0 is left out: with step sizes held constant (torchdiffeq's convention) moving t0
-        // also moves the clipped last step's end, which the actual solve keeps at ts[last].
-        close(&g.ts[1..], &fd.ts[1..], 1e-6, "ts");
+        // The end points are left out: with step sizes held constant (torchdiffeq's convention)
+        // the fixed grid's clipped last step does not stretch when t0 or ts[last] move, while
+        // the actual solve keeps landing on ts[last]. (The adaptive test below checks them.)
+        let nt = g.ts.len();
+        close(&g.ts[1..nt - 1], &fd.ts[1..nt - 1], 1e-6, "ts");
     }
 }
 
