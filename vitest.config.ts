@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config';
+
+// `make test` runs this and sums the JSON report with cargo's results (scripts/test-summary.mjs).
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    environment: 'node',
+    pool: 'forks',
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    passWithNoTests: true,
+    reporters: ['default', 'json'],
+    outputFile: { json: 'test-output/vitest.json' },
+  },
+});
