@@ -15,6 +15,15 @@ export interface CoreExports {
   nd_mem_stats(out: number): void;
   nd_mem_reset_peak(): void;
   nd_test_panic(code: number): number;
+  nd_free_object(handle: number): void;
+  nd_object_count(): number;
+  nd_tape_bytes(handle: number): number;
+  nd_grad_forward(
+    dtype: number, field: number, method: number, y0: number, n: number, ts: number, nts: number,
+    opts: number, atol: number, natol: number, grid: number, ngrid: number, gopts: number,
+    out: number, stats: number, tapeOut: number,
+  ): number;
+  nd_grad_backward(tape: number, field: number, jsParams: number, dl: number, outY0: number, outP: number, np: number, outTs: number, stats: number): number;
   nd_odeint(
     dtype: number, field: number, method: number, y0: number, n: number, dim: number,
     ts: number, nts: number, opts: number, atol: number, natol: number,
@@ -25,9 +34,18 @@ export interface CoreExports {
 
 export type WasmSource = BufferSource | WebAssembly.Module | URL | string;
 
+type View = Float64Array | Float32Array;
+
+/** A JavaScript VJP: writes a·∂f/∂y into outY and a·∂f/∂θ into outParams; may return a·∂f/∂t. */
+export type JsVjp = (t: number, y: View, a: View, outY: View, outParams: View) => number | void;
+
 /** A JavaScript right-hand side being called from the core, with views over its scratch buffers. */
-interface ActiveRhs {
+export interface ActiveRhs {
   fn: (t: number, y: Float64Array | Float32Array, dy: Float64Array | Float32Array) => void;
+  vjp?: JsVjp;
+  /** Views for the VJP: y, a, outY, outParams, outT (keyed by their addresses). */
+  vViews: View[];
+  vPtrs: number[];
   f32: boolean;
   yPtr: number;
   dyPtr: number;
@@ -67,6 +85,29 @@ function imports(): WebAssembly.Imports {
         }
         try {
           top.fn(t, top.y, top.dy);
+          return 0;
+        } catch (e) {
+          top.error = e;
+          top.threw = true;
+          return 1;
+        }
+      },
+      nd_js_vjp(t: number, yPtr: number, aPtr: number, oyPtr: number, opPtr: number, n: number, p: number, otPtr: number): number {
+        const top = rhsStack[rhsStack.length - 1];
+        if (top === undefined || top.vjp === undefined) return 1;
+        const ptrs = [yPtr, aPtr, oyPtr, opPtr, otPtr];
+        const lens = [n, n, n, p, 1];
+        const v = top.vViews;
+        if (v.length !== 5 || ptrs.some((q, i) => q !== top.vPtrs[i] || v[i]!.length !== lens[i])) {
+          const mem = current!.exports.memory.buffer;
+          const Ctor = top.f32 ? Float32Array : Float64Array;
+          top.vViews = ptrs.map((q, i) => (i === 4 ? new Float64Array(mem, q, 1) : new Ctor(mem, q, lens[i]!)));
+          top.vPtrs = ptrs;
+        }
+        const w = top.vViews;
+        try {
+          const r = top.vjp(t, w[0]!, w[1]!, w[2]!, w[3]!);
+          w[4]![0] = typeof r === 'number' ? r : 0;
           return 0;
         } catch (e) {
           top.error = e;
@@ -197,9 +238,9 @@ export function callCore(run: (x: CoreExports) => number, rhs?: ActiveRhs): void
   }
 }
 
-export function activeRhs(fn: ActiveRhs['fn'], f32: boolean): ActiveRhs {
+export function activeRhs(fn: ActiveRhs['fn'], f32: boolean, vjp?: JsVjp): ActiveRhs {
   const empty = f32 ? new Float32Array(0) : new Float64Array(0);
-  return { fn, f32, yPtr: -1, dyPtr: -1, y: empty, dy: empty, error: undefined, threw: false };
+  return { fn, vjp, vViews: [], vPtrs: [], f32, yPtr: -1, dyPtr: -1, y: empty, dy: empty, error: undefined, threw: false };
 }
 
 /** Memory allocated in the core for the duration of one call; freed by `free()`. */

@@ -3,9 +3,11 @@
 //! JavaScript callback threw and TypeScript re-throws its exception). Nothing here panics on
 //! bad input; a panic that still happens is reported through `nd_panic` before the trap.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 
 use crate::error::{Code, Error, Result};
+use crate::grad::{self, GradOptions, Mode, Tape, VjpRhs};
 use crate::real::Real;
 use crate::solver::{self, Method, Options, Rhs, Stats};
 
@@ -19,6 +21,9 @@ extern "C" {
     /// Calls the JavaScript right-hand side on top of TypeScript's stack: dy = f(t, y).
     /// Returns 0, or 1 if it threw (the exception is kept on the JS side).
     fn nd_js_rhs(t: f64, y: *const u8, dy: *mut u8, n: u32) -> i32;
+    /// Calls the JavaScript VJP on top of TypeScript's stack: out_y = a·∂f/∂y, out_p = a·∂f/∂θ,
+    /// out_t[0] = a·∂f/∂t. Returns 0, or 1 if it threw.
+    fn nd_js_vjp(t: f64, y: *const u8, a: *const u8, out_y: *mut u8, out_p: *mut u8, n: u32, p: u32, out_t: *mut f64) -> i32;
     /// Receives a panic message right before the instance traps.
     fn nd_panic(msg: *const u8, len: u32);
 }
@@ -29,7 +34,54 @@ unsafe fn nd_js_rhs(_t: f64, _y: *const u8, _dy: *mut u8, _n: u32) -> i32 {
     1
 }
 #[cfg(not(target_arch = "wasm32"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn nd_js_vjp(_t: f64, _y: *const u8, _a: *const u8, _oy: *mut u8, _op: *mut u8, _n: u32, _p: u32, _ot: *mut f64) -> i32 {
+    1
+}
+#[cfg(not(target_arch = "wasm32"))]
 unsafe fn nd_panic(_msg: *const u8, _len: u32) {}
+
+/// Objects TypeScript holds by handle. An object is taken out of the table while in use, so a
+/// JavaScript callback that re-enters the core can never alias it.
+pub enum Object {
+    Tape64(Tape<f64>),
+    Tape32(Tape<f32>),
+}
+
+thread_local! {
+    static OBJECTS: RefCell<BTreeMap<u32, Object>> = const { RefCell::new(BTreeMap::new()) };
+    static NEXT_HANDLE: Cell<u32> = const { Cell::new(1) };
+}
+
+pub fn insert(obj: Object) -> u32 {
+    let h = NEXT_HANDLE.with(|c| {
+        let h = c.get();
+        c.set(h.wrapping_add(1).max(1));
+        h
+    });
+    OBJECTS.with(|o| o.borrow_mut().insert(h, obj));
+    h
+}
+
+pub fn take(h: u32) -> Result<Object> {
+    OBJECTS.with(|o| o.borrow_mut().remove(&h)).ok_or_else(|| Error::new(Code::InvalidHandle, format!("no object with handle {} (disposed or in use)", h)))
+}
+
+pub fn put_back(h: u32, obj: Object) {
+    OBJECTS.with(|o| o.borrow_mut().insert(h, obj));
+}
+
+/// Frees an object (any kind). Unknown handles are ignored (dispose is idempotent).
+#[no_mangle]
+pub extern "C" fn nd_free_object(h: u32) {
+    OBJECTS.with(|o| o.borrow_mut().remove(&h));
+}
+
+/// Number of live objects (for leak tests).
+#[no_mangle]
+pub extern "C" fn nd_object_count() -> u32 {
+    OBJECTS.with(|o| o.borrow().len() as u32)
+}
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
@@ -139,6 +191,62 @@ impl<R: Real> Rhs<R> for JsRhs<R> {
         }
         dy.copy_from_slice(&self.dy);
         Ok(())
+    }
+}
+
+/// A JavaScript right-hand side with its VJP ({ f, vjp } in TypeScript).
+struct JsVjp<R: Real> {
+    rhs: JsRhs<R>,
+    p: usize,
+    y: Vec<R>,
+    a: Vec<R>,
+    oy: Vec<R>,
+    op: Vec<R>,
+}
+
+impl<R: Real> JsVjp<R> {
+    fn new(n: usize, p: usize) -> Self {
+        JsVjp { rhs: JsRhs { y: vec![R::ZERO; n], dy: vec![R::ZERO; n] }, p, y: vec![R::ZERO; n], a: vec![R::ZERO; n], oy: vec![R::ZERO; n], op: vec![R::ZERO; p] }
+    }
+}
+
+impl<R: Real> Rhs<R> for JsVjp<R> {
+    fn eval(&mut self, t: f64, y: &[R], dy: &mut [R]) -> Result<()> {
+        self.rhs.eval(t, y, dy)
+    }
+}
+
+impl<R: Real> VjpRhs<R> for JsVjp<R> {
+    fn num_params(&self) -> usize {
+        self.p
+    }
+    fn vjp(&mut self, t: f64, y: &[R], a: &[R], out_f: Option<&mut [R]>, out_y: &mut [R], out_p: &mut [R]) -> Result<f64> {
+        if let Some(fv) = out_f {
+            self.rhs.eval(t, y, fv)?;
+        }
+        let n = y.len();
+        if self.y.len() != n {
+            self.y.resize(n, R::ZERO);
+            self.a.resize(n, R::ZERO);
+            self.oy.resize(n, R::ZERO);
+        }
+        self.y.copy_from_slice(y);
+        self.a.copy_from_slice(a);
+        self.oy.iter_mut().for_each(|v| *v = R::ZERO);
+        self.op.iter_mut().for_each(|v| *v = R::ZERO);
+        let mut gt = 0.0f64;
+        let threw = unsafe {
+            nd_js_vjp(t, self.y.as_ptr() as *const u8, self.a.as_ptr() as *const u8, self.oy.as_mut_ptr() as *mut u8, self.op.as_mut_ptr() as *mut u8, n as u32, self.p as u32, &mut gt)
+        };
+        if threw != 0 {
+            return Err(Error::new(Code::CallbackError, "the vjp threw"));
+        }
+        if !gt.is_finite() {
+            return Err(Error::new(Code::NonFinite, format!("the vjp returned a non-finite time derivative at t = {}", t)));
+        }
+        out_y.copy_from_slice(&self.oy);
+        out_p.copy_from_slice(&self.op);
+        Ok(gt)
     }
 }
 
@@ -270,4 +378,128 @@ pub unsafe extern "C" fn nd_odeint(
         _ => Err(Error::invalid(format!("unknown dtype {}", dtype))),
     });
     status(r)
+}
+
+
+/// Gradient options as TypeScript packs them: [mode (0 adjoint, 1 backprop, 2 checkpoint),
+/// adjoint rtol (NaN = forward's), adjoint atol (NaN = forward's), seminorm (0/1), JS params].
+const GOPT_COUNT: usize = 5;
+
+fn decode_grad(forward: Options, g: &[f64]) -> Result<(GradOptions, usize)> {
+    let mode = match g[0] as u32 {
+        0 => Mode::Adjoint,
+        1 => Mode::Backprop,
+        2 => Mode::Checkpoint,
+        _ => return Err(Error::invalid("grad must be 'adjoint', 'backprop' or 'checkpoint'")),
+    };
+    let adjoint_rtol = opt(g[1]).unwrap_or(forward.rtol);
+    let adjoint_atol = opt(g[2]).unwrap_or_else(|| forward.atol.iter().cloned().fold(f64::INFINITY, f64::min));
+    if !(adjoint_rtol > 0.0) || !adjoint_rtol.is_finite() || !(adjoint_atol >= 0.0) || !adjoint_atol.is_finite() {
+        return Err(Error::invalid("adjointRtol must be > 0 and adjointAtol >= 0"));
+    }
+    let p = g[4];
+    if !(p >= 0.0) || p.fract() != 0.0 || p > 1.0e9 {
+        return Err(Error::invalid("numParams must be a whole number >= 0"));
+    }
+    Ok((GradOptions { mode, forward, adjoint_rtol, adjoint_atol, seminorm: g[3] != 0.0 }, p as usize))
+}
+
+unsafe fn grad_forward_typed<R: Real>(field: u32, y0: *const u8, n: u32, ts: &[f64], go: GradOptions, js_params: usize, out: *mut u8, stats: *mut f64) -> Result<Tape<R>> {
+    let y0 = slice(y0 as *const R, n);
+    let tape = with_vjp_field::<R, _>(field, n as usize, js_params, |f| grad::forward(f, y0, ts, &go))?;
+    slice_mut(out as *mut R, tape.ys.len()).copy_from_slice(&tape.ys);
+    let st = slice_mut(stats, 3);
+    st[0] = tape.forward_stats.nfe as f64;
+    st[1] = tape.forward_stats.steps as f64;
+    st[2] = tape.forward_stats.rejected as f64;
+    Ok(tape)
+}
+
+/// Runs `run` with the right-hand side a handle names (0 = JavaScript f + vjp).
+fn with_vjp_field<R: Real, T>(field: u32, n: usize, js_params: usize, run: impl FnOnce(&mut dyn VjpRhs<R>) -> Result<T>) -> Result<T> {
+    if field == 0 {
+        let mut js = JsVjp::<R>::new(n, js_params);
+        return run(&mut js);
+    }
+    crate::field::with_field::<R, T>(field, run)
+}
+
+/// Forward solve that records what the backward pass needs. Writes the tape's handle to
+/// `tape_out`. `gopts` holds GOPT_COUNT f64.
+#[no_mangle]
+pub unsafe extern "C" fn nd_grad_forward(
+    dtype: u32,
+    field: u32,
+    method: u32,
+    y0: *const u8,
+    n: u32,
+    ts: *const f64,
+    nts: u32,
+    opts: *const f64,
+    atol: *const f64,
+    natol: u32,
+    grid: *const f64,
+    ngrid: u32,
+    gopts: *const f64,
+    out: *mut u8,
+    stats: *mut f64,
+    tape_out: *mut u32,
+) -> i32 {
+    let ts = slice(ts, nts);
+    let r = decode_options(method, slice(opts, OPT_COUNT as u32), slice(atol, natol), slice(grid, ngrid))
+        .and_then(|(o, _)| decode_grad(o, slice(gopts, GOPT_COUNT as u32)))
+        .and_then(|(go, p)| match dtype {
+            0 => grad_forward_typed::<f64>(field, y0, n, ts, go, p, out, stats).map(Object::Tape64),
+            1 => grad_forward_typed::<f32>(field, y0, n, ts, go, p, out, stats).map(Object::Tape32),
+            _ => Err(Error::invalid(format!("unknown dtype {}", dtype))),
+        })
+        .map(|obj| *tape_out = insert(obj));
+    status(r)
+}
+
+unsafe fn grad_backward_typed<R: Real>(field: u32, tape: Tape<R>, js_params: u32, dl: *const u8, out_y0: *mut f64, out_p: *mut f64, np: u32, out_ts: *mut f64, stats: *mut f64) -> Result<()> {
+    let n = tape.ys.len();
+    let nts = tape.num_times();
+    let dl = slice(dl as *const R, n as u32);
+    let state = n / nts;
+    let g = with_vjp_field::<R, _>(field, state, js_params as usize, |f| {
+        if f.num_params() != np as usize {
+            return Err(Error::invalid(format!("params buffer has {} entries, the field has {}", np, f.num_params())));
+        }
+        grad::backward(f, tape, dl)
+    })?;
+    slice_mut(out_y0, g.y0.len()).copy_from_slice(&g.y0);
+    slice_mut(out_p, g.params.len()).copy_from_slice(&g.params);
+    slice_mut(out_ts, g.ts.len()).copy_from_slice(&g.ts);
+    let st = slice_mut(stats, 3);
+    st[0] = g.stats.nfe as f64;
+    st[1] = g.stats.steps as f64;
+    st[2] = g.stats.rejected as f64;
+    Ok(())
+}
+
+/// Backward pass of a tape (consumed, also on error). `dl` holds dL/dys in the tape's dtype;
+/// outputs are f64: dL/dy0 (state length), dL/dθ (np), dL/dts (ts length).
+#[no_mangle]
+pub unsafe extern "C" fn nd_grad_backward(tape: u32, field: u32, js_params: u32, dl: *const u8, out_y0: *mut f64, out_p: *mut f64, np: u32, out_ts: *mut f64, stats: *mut f64) -> i32 {
+    let r = take(tape).and_then(|obj| match obj {
+        Object::Tape64(t) => grad_backward_typed::<f64>(field, t, js_params, dl, out_y0, out_p, np, out_ts, stats),
+        Object::Tape32(t) => grad_backward_typed::<f32>(field, t, js_params, dl, out_y0, out_p, np, out_ts, stats),
+        #[allow(unreachable_patterns)]
+        other => {
+            put_back(tape, other);
+            Err(Error::new(Code::InvalidHandle, format!("handle {} is not a gradient tape", tape)))
+        }
+    });
+    status(r)
+}
+
+/// Bytes a tape holds for its backward pass (deterministic memory figure).
+#[no_mangle]
+pub extern "C" fn nd_tape_bytes(tape: u32) -> f64 {
+    OBJECTS.with(|o| match o.borrow().get(&tape) {
+        Some(Object::Tape64(t)) => t.stored_bytes() as f64,
+        Some(Object::Tape32(t)) => t.stored_bytes() as f64,
+        _ => -1.0,
+    })
 }

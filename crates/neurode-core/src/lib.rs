@@ -5,6 +5,7 @@
 pub mod abi;
 pub mod alloc;
 pub mod error;
+pub mod field;
 pub mod grad;
 pub mod math;
 pub mod real;

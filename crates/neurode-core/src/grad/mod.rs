@@ -84,6 +84,9 @@ impl<R: Real> Tape<R> {
     pub fn steps_stored(&self) -> usize {
         self.steps.len()
     }
+    pub fn num_times(&self) -> usize {
+        self.ts.len()
+    }
 }
 
 struct Recorder<R: Real> {
