@@ -16,6 +16,11 @@ export interface CoreExports {
   nd_mem_reset_peak(): void;
   nd_test_panic(code: number): number;
   nd_free_object(handle: number): void;
+  nd_field_create(dtype: number, code: number, nlayers: number, seedLo: number, seedHi: number, handleOut: number): number;
+  nd_field_info(handle: number, out: number): void;
+  nd_field_params(handle: number): number;
+  nd_field_eval(handle: number, t: number, y: number, n: number, out: number): number;
+  nd_field_vjp(handle: number, t: number, y: number, n: number, a: number, outY: number, outP: number, outT: number): number;
   nd_object_count(): number;
   nd_tape_bytes(handle: number): number;
   nd_grad_forward(

@@ -7,8 +7,12 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
 use crate::error::{Code, Error, Result};
+use crate::field::NetField;
 use crate::grad::{self, GradOptions, Mode, Tape, VjpRhs};
+use crate::nn::decode_specs;
+use crate::optim::Optimizer;
 use crate::real::Real;
+use crate::tensor::Scalar;
 use crate::solver::{self, Method, Options, Rhs, Stats};
 
 pub const OK: i32 = 0;
@@ -46,6 +50,10 @@ unsafe fn nd_panic(_msg: *const u8, _len: u32) {}
 pub enum Object {
     Tape64(Tape<f64>),
     Tape32(Tape<f32>),
+    Field64(NetField<f64>),
+    Field32(NetField<f32>),
+    Optim64(Optimizer<f64>),
+    Optim32(Optimizer<f32>),
 }
 
 thread_local! {
@@ -303,7 +311,7 @@ fn decode_options(method: u32, o: &[f64], atol: &[f64], grid: &[f64]) -> Result<
 }
 
 #[allow(clippy::too_many_arguments)]
-unsafe fn odeint_typed<R: Real>(
+unsafe fn odeint_typed<R: Scalar>(
     field: u32,
     y0: *const u8,
     n: u32,
@@ -316,17 +324,23 @@ unsafe fn odeint_typed<R: Real>(
 ) -> Result<()> {
     let y0 = slice(y0 as *const R, n);
     let out = slice_mut(out as *mut R, ts.len() * n as usize);
+    let width = if independent { dim as usize } else { n as usize };
     if field != 0 {
-        return Err(Error::new(Code::InvalidHandle, format!("no vector field with handle {}", field)));
+        return crate::field::with_field::<R, _>(field, |f| solve_with(f, y0, n, dim, ts, opts, independent, out, stats));
     }
-    let mut rhs = JsRhs { y: vec![R::ZERO; if independent { dim as usize } else { n as usize }], dy: vec![R::ZERO; if independent { dim as usize } else { n as usize }] };
+    let mut rhs = JsRhs { y: vec![R::ZERO; width], dy: vec![R::ZERO; width] };
+    solve_with(&mut rhs, y0, n, dim, ts, opts, independent, out, stats)
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn solve_with<R: Real>(rhs: &mut dyn Rhs<R>, y0: &[R], n: u32, dim: u32, ts: &[f64], opts: Options, independent: bool, out: &mut [R], stats: *mut f64) -> Result<()> {
     if independent {
         if dim == 0 || n % dim != 0 {
             return Err(Error::invalid(format!("y0 length {} is not a multiple of dim {}", n, dim)));
         }
         let batch = (n / dim) as usize;
         let mut rows = vec![Stats::default(); batch];
-        let r = solver::solve_independent(&mut rhs, y0, dim as usize, ts, &opts, out, &mut rows);
+        let r = solver::solve_independent(rhs, y0, dim as usize, ts, &opts, out, &mut rows);
         let st = slice_mut(stats, 3 * (batch + 1));
         let mut total = Stats::default();
         for (b, s) in rows.iter().enumerate() {
@@ -341,7 +355,7 @@ unsafe fn odeint_typed<R: Real>(
         r
     } else {
         let mut s = Stats::default();
-        let r = solver::solve(&mut rhs, y0, ts, &opts, out, &mut s, None);
+        let r = solver::solve(rhs, y0, ts, &opts, out, &mut s, None);
         let st = slice_mut(stats, 3);
         st[0] = s.nfe as f64;
         st[1] = s.steps as f64;
@@ -404,7 +418,7 @@ fn decode_grad(forward: Options, g: &[f64]) -> Result<(GradOptions, usize)> {
     Ok((GradOptions { mode, forward, adjoint_rtol, adjoint_atol, seminorm: g[3] != 0.0 }, p as usize))
 }
 
-unsafe fn grad_forward_typed<R: Real>(field: u32, y0: *const u8, n: u32, ts: &[f64], go: GradOptions, js_params: usize, out: *mut u8, stats: *mut f64) -> Result<Tape<R>> {
+unsafe fn grad_forward_typed<R: Scalar>(field: u32, y0: *const u8, n: u32, ts: &[f64], go: GradOptions, js_params: usize, out: *mut u8, stats: *mut f64) -> Result<Tape<R>> {
     let y0 = slice(y0 as *const R, n);
     let tape = with_vjp_field::<R, _>(field, n as usize, js_params, |f| grad::forward(f, y0, ts, &go))?;
     slice_mut(out as *mut R, tape.ys.len()).copy_from_slice(&tape.ys);
@@ -416,7 +430,7 @@ unsafe fn grad_forward_typed<R: Real>(field: u32, y0: *const u8, n: u32, ts: &[f
 }
 
 /// Runs `run` with the right-hand side a handle names (0 = JavaScript f + vjp).
-fn with_vjp_field<R: Real, T>(field: u32, n: usize, js_params: usize, run: impl FnOnce(&mut dyn VjpRhs<R>) -> Result<T>) -> Result<T> {
+fn with_vjp_field<R: Scalar, T>(field: u32, n: usize, js_params: usize, run: impl FnOnce(&mut dyn VjpRhs<R>) -> Result<T>) -> Result<T> {
     if field == 0 {
         let mut js = JsVjp::<R>::new(n, js_params);
         return run(&mut js);
@@ -457,7 +471,7 @@ pub unsafe extern "C" fn nd_grad_forward(
     status(r)
 }
 
-unsafe fn grad_backward_typed<R: Real>(field: u32, tape: Tape<R>, js_params: u32, dl: *const u8, out_y0: *mut f64, out_p: *mut f64, np: u32, out_ts: *mut f64, stats: *mut f64) -> Result<()> {
+unsafe fn grad_backward_typed<R: Scalar>(field: u32, tape: Tape<R>, js_params: u32, dl: *const u8, out_y0: *mut f64, out_p: *mut f64, np: u32, out_ts: *mut f64, stats: *mut f64) -> Result<()> {
     let n = tape.ys.len();
     let nts = tape.num_times();
     let dl = slice(dl as *const R, n as u32);
@@ -502,4 +516,158 @@ pub extern "C" fn nd_tape_bytes(tape: u32) -> f64 {
         Some(Object::Tape32(t)) => t.stored_bytes() as f64,
         _ => -1.0,
     })
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// Vector fields
+
+/// Creates a field from `[kind, in, out]` u32 triples; parameters initialised from the seed.
+#[no_mangle]
+pub unsafe extern "C" fn nd_field_create(dtype: u32, code: *const u32, nlayers: u32, seed_lo: u32, seed_hi: u32, handle_out: *mut u32) -> i32 {
+    let seed = (seed_hi as u64) << 32 | seed_lo as u64;
+    let r = (|| {
+        let specs = decode_specs(slice(code, nlayers.saturating_mul(3)))?;
+        let obj = match dtype {
+            0 => Object::Field64(NetField::new(&specs, seed)?),
+            1 => Object::Field32(NetField::new(&specs, seed)?),
+            _ => return Err(Error::invalid(format!("dtype: unknown code {}", dtype))),
+        };
+        *handle_out = insert(obj);
+        Ok(())
+    })();
+    status(r)
+}
+
+/// Writes [dim, dim, numParams, dtype code] (f64) for a field; all −1 for a bad handle.
+#[no_mangle]
+pub unsafe extern "C" fn nd_field_info(h: u32, out: *mut f64) {
+    let o = slice_mut(out, 4);
+    OBJECTS.with(|t| match t.borrow().get(&h) {
+        Some(Object::Field64(f)) => o.copy_from_slice(&[f.dim() as f64, f.dim() as f64, f.params.len() as f64, 0.0]),
+        Some(Object::Field32(f)) => o.copy_from_slice(&[f.dim() as f64, f.dim() as f64, f.params.len() as f64, 1.0]),
+        _ => o.copy_from_slice(&[-1.0; 4]),
+    });
+}
+
+/// Address of a field's parameters (stable for the field's lifetime); 0 for a bad handle.
+#[no_mangle]
+pub extern "C" fn nd_field_params(h: u32) -> usize {
+    OBJECTS.with(|t| match t.borrow_mut().get_mut(&h) {
+        Some(Object::Field64(f)) => f.params.as_mut_ptr() as usize,
+        Some(Object::Field32(f)) => f.params.as_mut_ptr() as usize,
+        _ => 0,
+    })
+}
+
+/// out = f(t, y) for a batch (y and out in the field's dtype, n values).
+#[no_mangle]
+pub unsafe extern "C" fn nd_field_eval(h: u32, t: f64, y: *const u8, n: u32, out: *mut u8) -> i32 {
+    status(with_field_any(h, |f64f| f64f.eval(t, slice(y as *const f64, n), slice_mut(out as *mut f64, n as usize)), |f32f| {
+        f32f.eval(t, slice(y as *const f32, n), slice_mut(out as *mut f32, n as usize))
+    }))
+}
+
+/// VJP of a field: out_y (f64, n), out_p (f64, numParams), out_t (f64, 1).
+#[no_mangle]
+pub unsafe extern "C" fn nd_field_vjp(h: u32, t: f64, y: *const u8, n: u32, a: *const u8, out_y: *mut f64, out_p: *mut f64, out_t: *mut f64) -> i32 {
+    fn run<R: Real>(f: &mut dyn VjpRhs<R>, t: f64, y: &[R], a: &[R], out_y: &mut [f64], out_p: &mut [f64], out_t: &mut f64) -> Result<()> {
+        let mut gy = vec![R::ZERO; y.len()];
+        let mut gp = vec![R::ZERO; f.num_params()];
+        *out_t = f.vjp(t, y, a, None, &mut gy, &mut gp)?;
+        for (o, v) in out_y.iter_mut().zip(&gy) {
+            *o = v.to_f64();
+        }
+        for (o, v) in out_p.iter_mut().zip(&gp) {
+            *o = v.to_f64();
+        }
+        Ok(())
+    }
+    let np = OBJECTS.with(|t| match t.borrow().get(&h) {
+        Some(Object::Field64(f)) => f.params.len(),
+        Some(Object::Field32(f)) => f.params.len(),
+        _ => 0,
+    });
+    // the raw outputs are re-sliced inside whichever closure runs
+    status(with_field_any(
+        h,
+        |f| run::<f64>(f, t, slice(y as *const f64, n), slice(a as *const f64, n), slice_mut(out_y, n as usize), slice_mut(out_p, np), &mut *out_t),
+        |f| run::<f32>(f, t, slice(y as *const f32, n), slice(a as *const f32, n), slice_mut(out_y, n as usize), slice_mut(out_p, np), &mut *out_t),
+    ))
+}
+
+/// Runs the closure matching the field's dtype.
+fn with_field_any(h: u32, run64: impl FnOnce(&mut dyn VjpRhs<f64>) -> Result<()>, run32: impl FnOnce(&mut dyn VjpRhs<f32>) -> Result<()>) -> Result<()> {
+    let is32 = OBJECTS.with(|t| matches!(t.borrow().get(&h), Some(Object::Field32(_))));
+    if is32 {
+        crate::field::with_field::<f32, _>(h, run32)
+    } else {
+        crate::field::with_field::<f64, _>(h, run64)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Optimisers
+
+/// Creates an optimiser: kind 0 adam [lr, beta1, beta2, eps, weightDecay], 1 sgd [lr, momentum,
+/// weightDecay], 2 rmsprop [lr, alpha, eps, weightDecay]; `hyper` holds 5 f64.
+#[no_mangle]
+pub unsafe extern "C" fn nd_optim_create(kind: u32, dtype: u32, n: u32, hyper: *const f64, handle_out: *mut u32) -> i32 {
+    let hp = slice(hyper, 5);
+    let r = (|| {
+        let obj = match dtype {
+            0 => Object::Optim64(Optimizer::new(kind, n as usize, hp)?),
+            1 => Object::Optim32(Optimizer::new(kind, n as usize, hp)?),
+            _ => return Err(Error::invalid(format!("dtype: unknown code {}", dtype))),
+        };
+        *handle_out = insert(obj);
+        Ok(())
+    })();
+    status(r)
+}
+
+/// One optimiser step on `params` (n values of the optimiser's dtype) with f64 gradients.
+#[no_mangle]
+pub unsafe extern "C" fn nd_optim_step(h: u32, params: *mut u8, n: u32, grads: *const f64) -> i32 {
+    let g = slice(grads, n);
+    let r = take(h).and_then(|mut obj| {
+        let r = match &mut obj {
+            Object::Optim64(o) => o.step(slice_mut(params as *mut f64, n as usize), g),
+            Object::Optim32(o) => o.step(slice_mut(params as *mut f32, n as usize), g),
+            _ => Err(Error::new(Code::InvalidHandle, format!("handle {} is not an optimiser", h))),
+        };
+        put_back(h, obj);
+        r
+    });
+    status(r)
+}
+
+/// Optimiser state as f64: writes up to `cap` values to `out`, returns the full length (−1 bad handle).
+#[no_mangle]
+pub unsafe extern "C" fn nd_optim_state(h: u32, out: *mut f64, cap: u32) -> f64 {
+    OBJECTS.with(|t| {
+        let st = match t.borrow().get(&h) {
+            Some(Object::Optim64(o)) => o.state(),
+            Some(Object::Optim32(o)) => o.state(),
+            _ => return -1.0,
+        };
+        let k = st.len().min(cap as usize);
+        slice_mut(out, k).copy_from_slice(&st[..k]);
+        st.len() as f64
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nd_optim_set_state(h: u32, state: *const f64, n: u32) -> i32 {
+    let s = slice(state, n);
+    let r = take(h).and_then(|mut obj| {
+        let r = match &mut obj {
+            Object::Optim64(o) => o.set_state(s),
+            Object::Optim32(o) => o.set_state(s),
+            _ => Err(Error::new(Code::InvalidHandle, format!("handle {} is not an optimiser", h))),
+        };
+        put_back(h, obj);
+        r
+    });
+    status(r)
 }

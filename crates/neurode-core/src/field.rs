@@ -3,12 +3,83 @@
 use crate::abi::{put_back, take, Object};
 use crate::error::{Code, Error, Result};
 use crate::grad::VjpRhs;
-use crate::real::Real;
+use crate::nn::{LayerSpec, Net};
+use crate::solver::Rhs;
+use crate::tensor::Scalar;
+
+/// A `Net` with its parameters and a workspace sized for the largest batch seen so far (it
+/// grows once per new batch size, never inside a solve's step loop after the first evaluation).
+pub struct NetField<R: Scalar> {
+    pub net: Net<R>,
+    pub params: Vec<R>,
+    ws: Vec<R>,
+}
+
+impl<R: Scalar> NetField<R> {
+    pub fn new(specs: &[LayerSpec], seed: u64) -> Result<Self> {
+        let net = Net::<R>::new(specs)?;
+        if net.dim_in() != net.dim_out() {
+            return Err(Error::invalid(format!("layers: a vector field maps R^d to R^d, these map {} to {}", net.dim_in(), net.dim_out())));
+        }
+        let mut params = vec![R::ZERO; net.num_params()];
+        net.init_params(seed, &mut params)?;
+        Ok(NetField { params, net, ws: Vec::new() })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.net.dim_in()
+    }
+
+    fn batch(&mut self, n: usize) -> Result<usize> {
+        let d = self.dim();
+        if n == 0 || n % d != 0 {
+            return Err(Error::invalid(format!("y: length {} is not a positive multiple of dim {}", n, d)));
+        }
+        let b = n / d;
+        let need = self.net.workspace_len(b);
+        if need == usize::MAX {
+            return Err(Error::new(Code::OutOfMemory, "workspace size overflows"));
+        }
+        if self.ws.len() < need {
+            self.ws.resize(need, R::ZERO);
+        }
+        Ok(b)
+    }
+}
+
+impl<R: Scalar> Rhs<R> for NetField<R> {
+    fn eval(&mut self, t: f64, y: &[R], dy: &mut [R]) -> Result<()> {
+        let b = self.batch(y.len())?;
+        self.net.forward(&self.params, t, y, b, dy, &mut self.ws)
+    }
+}
+
+impl<R: Scalar> VjpRhs<R> for NetField<R> {
+    fn num_params(&self) -> usize {
+        self.params.len()
+    }
+    fn vjp(&mut self, t: f64, y: &[R], a: &[R], out_f: Option<&mut [R]>, out_y: &mut [R], out_p: &mut [R]) -> Result<f64> {
+        let b = self.batch(y.len())?;
+        self.net.vjp(&self.params, t, y, b, a, out_f, out_y, out_p, &mut self.ws)
+    }
+}
 
 /// Runs `run` with the core field a handle names, taking it out of the object table meanwhile.
-pub fn with_field<R: Real, T>(handle: u32, run: impl FnOnce(&mut dyn VjpRhs<R>) -> Result<T>) -> Result<T> {
-    let obj = take(handle)?;
+pub fn with_field<R: Scalar, T>(handle: u32, run: impl FnOnce(&mut dyn VjpRhs<R>) -> Result<T>) -> Result<T> {
+    let mut obj = take(handle)?;
+    let r = match &mut obj {
+        Object::Field64(f) => as_dyn::<R, f64>(f).map(run),
+        Object::Field32(f) => as_dyn::<R, f32>(f).map(run),
+        _ => Err(Error::new(Code::InvalidHandle, format!("handle {} is not a vector field", handle))),
+    };
     put_back(handle, obj);
-    let _ = run;
-    Err(Error::new(Code::InvalidHandle, format!("handle {} is not a vector field", handle)))
+    r?
+}
+
+/// The field as `dyn VjpRhs<R>` when its element type is R (f32 fields cannot serve f64 solves).
+fn as_dyn<R: Scalar, S: Scalar>(f: &mut NetField<S>) -> Result<&mut dyn VjpRhs<R>> {
+    let any: &mut dyn core::any::Any = f;
+    any.downcast_mut::<NetField<R>>()
+        .map(|f| f as &mut dyn VjpRhs<R>)
+        .ok_or_else(|| Error::invalid("dtype: the field's dtype differs from the solve's"))
 }

@@ -7,7 +7,12 @@ pub mod alloc;
 pub mod error;
 pub mod field;
 pub mod grad;
+pub mod loss;
 pub mod math;
+pub mod nn;
+pub mod optim;
+pub mod rng;
+pub mod tensor;
 pub mod real;
 pub mod solver;
 

@@ -1,0 +1,343 @@
+//! Register-blocked gemm kernels.
+//!
+//! One general kernel: `C[i][j] (= | +=) Σ_p A(i,p)·B(p,j)`, then optionally `+ bias[j]` and an
+//! activation, where `A(i,p) = a[i·ars + p·acs]` (any strides, so Xᵀ or dYᵀ need no copy) and B
+//! is row-major with leading dimension `ldb`.
+//!
+//! Accumulation order (the determinism contract): every output element has ONE accumulator that
+//! starts at 0 (or at the old C value when accumulating) and adds `A(i,p)·B(p,j)` for p = 0, 1,
+//! …, k−1 in increasing order, each product and sum rounded separately (no FMA). The epilogue is
+//! `act(acc + bias[j])`. The wasm simd128 path (4 rows × 2 vectors register tiles, vectorised
+//! over j) and the portable fallback perform exactly this sequence per element, so their bits
+//! are identical, and equal to a naive triple loop in the same order.
+
+#![allow(clippy::assign_op_pattern, clippy::needless_range_loop, clippy::too_many_arguments)]
+
+use crate::math::Act;
+use crate::tensor::Scalar;
+
+/// Arguments of the raw kernel. Sizes/strides are trusted (validated by the public wrappers).
+#[doc(hidden)]
+pub struct GemmArgs<'a, R> {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: &'a [R],
+    pub ars: usize,
+    pub acs: usize,
+    pub b: &'a [R],
+    pub ldb: usize,
+    pub ldc: usize,
+    pub accumulate: bool,
+    pub bias: Option<&'a [R]>,
+    pub act: Act,
+}
+
+/// Portable kernel: rows in blocks of 4 (B row reused 4 times), ikj order, per-element
+/// sequential accumulation over p.
+#[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))]
+pub(crate) fn gemm_portable<R: Scalar>(g: &GemmArgs<R>, c: &mut [R]) {
+    let (m, n, k) = (g.m, g.n, g.k);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let mut i = 0;
+    while i < m {
+        let rows = if m - i >= 4 { 4 } else { 1 };
+        if !g.accumulate {
+            for r in 0..rows {
+                let o = (i + r) * g.ldc;
+                for v in &mut c[o..o + n] {
+                    *v = R::ZERO;
+                }
+            }
+        }
+        if rows == 4 {
+            let (c0, rest) = c[i * g.ldc..].split_at_mut(g.ldc);
+            let (c1, rest) = rest.split_at_mut(g.ldc);
+            let (c2, rest) = rest.split_at_mut(g.ldc);
+            let c3 = &mut rest[..n];
+            let (c0, c1, c2) = (&mut c0[..n], &mut c1[..n], &mut c2[..n]);
+            for p in 0..k {
+                let a0 = g.a[i * g.ars + p * g.acs];
+                let a1 = g.a[(i + 1) * g.ars + p * g.acs];
+                let a2 = g.a[(i + 2) * g.ars + p * g.acs];
+                let a3 = g.a[(i + 3) * g.ars + p * g.acs];
+                let br = &g.b[p * g.ldb..p * g.ldb + n];
+                for j in 0..n {
+                    let bv = br[j];
+                    c0[j] = c0[j] + a0 * bv;
+                    c1[j] = c1[j] + a1 * bv;
+                    c2[j] = c2[j] + a2 * bv;
+                    c3[j] = c3[j] + a3 * bv;
+                }
+            }
+        } else {
+            let cr = &mut c[i * g.ldc..i * g.ldc + n];
+            for p in 0..k {
+                let a0 = g.a[i * g.ars + p * g.acs];
+                let br = &g.b[p * g.ldb..p * g.ldb + n];
+                for j in 0..n {
+                    cr[j] = cr[j] + a0 * br[j];
+                }
+            }
+        }
+        if g.bias.is_some() || g.act != Act::Identity {
+            for r in 0..rows {
+                let cr = &mut c[(i + r) * g.ldc..(i + r) * g.ldc + n];
+                if let Some(bias) = g.bias {
+                    for j in 0..n {
+                        cr[j] = cr[j] + bias[j];
+                    }
+                }
+                R::act_slice(g.act, cr);
+            }
+        }
+        i += rows;
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(crate) mod simd {
+    use super::GemmArgs;
+    use crate::math::simd::{F32x4, F64x2};
+    use crate::math::{act32, act64, Act};
+    use crate::tensor::Scalar;
+    use core::arch::wasm32::*;
+
+    /// A SIMD vector of the element type E.
+    pub(crate) trait Vk: Copy {
+        type E: Scalar;
+        const W: usize;
+        unsafe fn ld(p: *const Self::E) -> Self;
+        unsafe fn st(self, p: *mut Self::E);
+        fn splat(e: Self::E) -> Self;
+        fn zero() -> Self;
+        fn vadd(self, o: Self) -> Self;
+        fn vmul(self, o: Self) -> Self;
+        fn vact(self, a: Act) -> Self;
+    }
+
+    impl Vk for F64x2 {
+        type E = f64;
+        const W: usize = 2;
+        #[inline(always)]
+        unsafe fn ld(p: *const f64) -> Self {
+            F64x2(v128_load(p as *const v128))
+        }
+        #[inline(always)]
+        unsafe fn st(self, p: *mut f64) {
+            v128_store(p as *mut v128, self.0)
+        }
+        #[inline(always)]
+        fn splat(e: f64) -> Self {
+            F64x2(f64x2_splat(e))
+        }
+        #[inline(always)]
+        fn zero() -> Self {
+            F64x2(f64x2_splat(0.0))
+        }
+        #[inline(always)]
+        fn vadd(self, o: Self) -> Self {
+            F64x2(f64x2_add(self.0, o.0))
+        }
+        #[inline(always)]
+        fn vmul(self, o: Self) -> Self {
+            F64x2(f64x2_mul(self.0, o.0))
+        }
+        #[inline(always)]
+        fn vact(self, a: Act) -> Self {
+            act64(a, self)
+        }
+    }
+
+    impl Vk for F32x4 {
+        type E = f32;
+        const W: usize = 4;
+        #[inline(always)]
+        unsafe fn ld(p: *const f32) -> Self {
+            F32x4(v128_load(p as *const v128))
+        }
+        #[inline(always)]
+        unsafe fn st(self, p: *mut f32) {
+            v128_store(p as *mut v128, self.0)
+        }
+        #[inline(always)]
+        fn splat(e: f32) -> Self {
+            F32x4(f32x4_splat(e))
+        }
+        #[inline(always)]
+        fn zero() -> Self {
+            F32x4(f32x4_splat(0.0))
+        }
+        #[inline(always)]
+        fn vadd(self, o: Self) -> Self {
+            F32x4(f32x4_add(self.0, o.0))
+        }
+        #[inline(always)]
+        fn vmul(self, o: Self) -> Self {
+            F32x4(f32x4_mul(self.0, o.0))
+        }
+        #[inline(always)]
+        fn vact(self, a: Act) -> Self {
+            act32(a, self)
+        }
+    }
+
+    /// MR rows × NV vectors register tile at (i, j) over p in [p0, p0 + kc), B read from a packed
+    /// panel (`NV` vectors per p). `load_c`: start from C (accumulate / later k-chunk);
+    /// `epi`: apply bias + activation (last k-chunk).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn tile<V: Vk, const MR: usize, const NV: usize>(
+        g: &GemmArgs<V::E>,
+        c: *mut V::E,
+        i: usize,
+        j: usize,
+        p0: usize,
+        kc: usize,
+        panel: *const V,
+        load_c: bool,
+        epi: bool,
+    ) {
+        let mut acc = [[V::zero(); NV]; MR];
+        if load_c {
+            for r in 0..MR {
+                for v in 0..NV {
+                    acc[r][v] = V::ld(c.add((i + r) * g.ldc + j + v * V::W));
+                }
+            }
+        }
+        let a = g.a.as_ptr().add(p0 * g.acs);
+        let mut pa = [a; MR];
+        for r in 0..MR {
+            pa[r] = a.add((i + r) * g.ars);
+        }
+        let mut pb = panel;
+        for _ in 0..kc {
+            let mut bv = [V::zero(); NV];
+            for v in 0..NV {
+                bv[v] = *pb.add(v);
+            }
+            for r in 0..MR {
+                let av = V::splat(*pa[r]);
+                for v in 0..NV {
+                    acc[r][v] = acc[r][v].vadd(av.vmul(bv[v]));
+                }
+                pa[r] = pa[r].add(g.acs);
+            }
+            pb = pb.add(NV);
+        }
+        if epi {
+            if let Some(bias) = g.bias {
+                for v in 0..NV {
+                    let bb = V::ld(bias.as_ptr().add(j + v * V::W));
+                    for r in 0..MR {
+                        acc[r][v] = acc[r][v].vadd(bb);
+                    }
+                }
+            }
+            if g.act != Act::Identity {
+                for r in 0..MR {
+                    for v in 0..NV {
+                        acc[r][v] = acc[r][v].vact(g.act);
+                    }
+                }
+            }
+        }
+        for r in 0..MR {
+            for v in 0..NV {
+                acc[r][v].st(c.add((i + r) * g.ldc + j + v * V::W));
+            }
+        }
+    }
+
+    /// Copy B[p0..p0+kc][j..j + NV·W] into a contiguous panel of vectors.
+    #[inline(always)]
+    unsafe fn pack<V: Vk, const NV: usize>(g: &GemmArgs<V::E>, p0: usize, kc: usize, j: usize, panel: *mut V) {
+        let mut pb = g.b.as_ptr().add(p0 * g.ldb + j);
+        let mut dst = panel;
+        for _ in 0..kc {
+            for v in 0..NV {
+                *dst.add(v) = V::ld(pb.add(v * V::W));
+            }
+            pb = pb.add(g.ldb);
+            dst = dst.add(NV);
+        }
+    }
+
+    /// All rows for one column panel (NV vectors wide) and one k-chunk.
+    #[inline(always)]
+    unsafe fn panel_rows<V: Vk, const NV: usize>(g: &GemmArgs<V::E>, c: *mut V::E, j: usize, p0: usize, kc: usize, panel: *mut V) {
+        pack::<V, NV>(g, p0, kc, j, panel);
+        let load_c = g.accumulate || p0 > 0;
+        let epi = p0 + kc >= g.k;
+        let mut i = 0;
+        while i + 4 <= g.m {
+            tile::<V, 4, NV>(g, c, i, j, p0, kc, panel, load_c, epi);
+            i += 4;
+        }
+        while i < g.m {
+            tile::<V, 1, NV>(g, c, i, j, p0, kc, panel, load_c, epi);
+            i += 1;
+        }
+    }
+
+    /// One output element, scalar, same sequence.
+    #[inline(always)]
+    unsafe fn one<R: Scalar>(g: &GemmArgs<R>, c: *mut R, i: usize, j: usize) {
+        let cp = c.add(i * g.ldc + j);
+        let mut acc = if g.accumulate { *cp } else { R::ZERO };
+        let mut pa = g.a.as_ptr().add(i * g.ars);
+        let mut pb = g.b.as_ptr().add(j);
+        for _ in 0..g.k {
+            acc = acc + *pa * *pb;
+            pa = pa.add(g.acs);
+            pb = pb.add(g.ldb);
+        }
+        if let Some(bias) = g.bias {
+            acc = acc + *bias.as_ptr().add(j);
+        }
+        *cp = acc.act(g.act);
+    }
+
+    /// k-chunk length: a packed panel is KC × 2 vectors (8 KiB for f64 and f32) on the stack.
+    const KC: usize = 256;
+
+    /// # Safety
+    /// Arguments validated by the caller (all accessed indices in bounds).
+    pub(crate) unsafe fn gemm_simd<V: Vk>(g: &GemmArgs<V::E>, c: &mut [V::E]) {
+        let (m, n, k) = (g.m, g.n, g.k);
+        if m == 0 || n == 0 {
+            return;
+        }
+        let cp = c.as_mut_ptr();
+        let tw = 2 * V::W;
+        let mut panel = [V::zero(); 2 * KC];
+        let pp = panel.as_mut_ptr();
+        let nfull = n / tw * tw;
+        let nhalf = if n - nfull >= V::W { nfull + V::W } else { nfull };
+        // k-chunks in increasing order; accumulators go through C between chunks (exact).
+        let mut p0 = 0;
+        loop {
+            let kc = if k - p0 > KC { KC } else { k - p0 };
+            let mut j = 0;
+            while j < nfull {
+                panel_rows::<V, 2>(g, cp, j, p0, kc, pp);
+                j += tw;
+            }
+            if nhalf > nfull {
+                panel_rows::<V, 1>(g, cp, nfull, p0, kc, pp);
+            }
+            p0 += kc;
+            if p0 >= k {
+                break;
+            }
+        }
+        for j in nhalf..n {
+            for i in 0..m {
+                one(g, cp, i, j);
+            }
+        }
+    }
+}
