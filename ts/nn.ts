@@ -3,6 +3,7 @@ import { invalid, NeurodeError } from './errors.js';
 import { CoreHandle } from './handles.js';
 import type { CoreField, Dtype } from './odeint.js';
 import { callCore, core, Scratch } from './wasm.js';
+import { registerParamsOwner } from './optim.js';
 import { finiteArray, oneOf, plainObject, positiveInteger } from './validate.js';
 
 export type Activation = 'tanh' | 'relu' | 'softplus' | 'sigmoid' | 'elu';
@@ -126,6 +127,7 @@ export class VectorField implements CoreField {
     if (this.view === null || this.view.length !== this.numParams || this.view.buffer !== x.memory.buffer) {
       const ptr = x.nd_field_params(h);
       this.view = this.dtype === 'float32' ? new Float32Array(x.memory.buffer, ptr, this.numParams) : new Float64Array(x.memory.buffer, ptr, this.numParams);
+      registerParamsOwner(this.view, { isDisposed: () => this.h.isDisposed });
     }
     return this.view;
   }

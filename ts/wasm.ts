@@ -16,6 +16,13 @@ export interface CoreExports {
   nd_mem_reset_peak(): void;
   nd_test_panic(code: number): number;
   nd_free_object(handle: number): void;
+  nd_optim_create(kind: number, dtype: number, n: number, hyper: number, handleOut: number): number;
+  nd_optim_step(handle: number, params: number, n: number, grads: number): number;
+  nd_optim_state(handle: number, out: number, cap: number): number;
+  nd_optim_set_state(handle: number, state: number, n: number): number;
+  nd_sum_into(dst: number, src: number, n: number, scale: number): void;
+  nd_rng_fill(kind: number, seedLo: number, seedHi: number, stream: number, start: number, n: number, range: number, out: number): number;
+  nd_loss(kind: number, dtype: number, pred: number, target: number, n: number, grad: number, out: number): number;
   nd_field_create(dtype: number, code: number, nlayers: number, seedLo: number, seedHi: number, handleOut: number): number;
   nd_field_info(handle: number, out: number): void;
   nd_field_params(handle: number): number;

@@ -671,3 +671,54 @@ pub unsafe extern "C" fn nd_optim_set_state(h: u32, state: *const f64, n: u32) -
     });
     status(r)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Small numeric services for training loops (kept in the core so results never depend on the
+// JavaScript engine).
+
+/// dst[i] += scale·src[i], in index order: gradients of shards are summed in shard order with it.
+#[no_mangle]
+pub unsafe extern "C" fn nd_sum_into(dst: *mut f64, src: *const f64, n: u32, scale: f64) {
+    let d = slice_mut(dst, n as usize);
+    for (a, b) in d.iter_mut().zip(slice(src, n)) {
+        *a += scale * *b;
+    }
+}
+
+/// Fills `out` (n f64) from the counter-based generator: kind 0 uniform [0,1), 1 standard
+/// normal, 2 Rademacher ±1, 3 integers in [0, range). Value i is F(seed, stream, start + i).
+#[no_mangle]
+pub unsafe extern "C" fn nd_rng_fill(kind: u32, seed_lo: u32, seed_hi: u32, stream: f64, start: f64, n: u32, range: f64, out: *mut f64) -> i32 {
+    let seed = (seed_hi as u64) << 32 | seed_lo as u64;
+    let o = slice_mut(out, n as usize);
+    if !(stream >= 0.0 && start >= 0.0) || (kind == 3 && !(range >= 1.0)) || kind > 3 {
+        set_error(&Error::invalid("rng: bad kind, stream, start or range"));
+        return FAILED;
+    }
+    let (stream, start) = (stream as u64, start as u64);
+    for (i, v) in o.iter_mut().enumerate() {
+        let idx = start + i as u64;
+        *v = match kind {
+            0 => crate::rng::uniform_f64(seed, stream, idx),
+            1 => crate::rng::normal_f64(seed, stream, idx),
+            2 => crate::rng::rademacher(seed, stream, idx),
+            _ => (crate::rng::u64_at(seed, stream, idx) % range as u64) as f64,
+        };
+    }
+    OK
+}
+
+/// Loss between prediction and target (dtype 0 f64 / 1 f32, n values) with dloss/dpred in
+/// `grad` (same dtype); kind 0 L1 (mean |p − y|), 1 MSE. Writes the loss to `out`.
+#[no_mangle]
+pub unsafe extern "C" fn nd_loss(kind: u32, dtype: u32, pred: *const u8, target: *const u8, n: u32, grad: *mut u8, out: *mut f64) -> i32 {
+    fn run<R: Real>(kind: crate::loss::Loss, p: *const u8, t: *const u8, n: u32, g: *mut u8) -> Result<f64> {
+        unsafe { kind.eval(slice(p as *const R, n), slice(t as *const R, n), None, slice_mut(g as *mut R, n as usize)) }
+    }
+    let r = crate::loss::Loss::from_index(kind).ok_or_else(|| Error::invalid("loss: unknown kind")).and_then(|k| match dtype {
+        0 => run::<f64>(k, pred, target, n, grad),
+        1 => run::<f32>(k, pred, target, n, grad),
+        _ => Err(Error::invalid("dtype: unknown code")),
+    });
+    status(r.map(|l| *out = l))
+}
