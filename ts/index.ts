@@ -6,3 +6,4 @@ export { odeintWithGrad, GRAD_MODES, type GradMode, type GradOptions, type Grads
 export { nn, VectorField, fnv1a, paramDigest, ACTIVATIONS, type Activation, type Layer, type MlpOptions, type VectorFieldJSON } from './nn.js';
 export { optim, Optimizer } from './optim.js';
 export { fitLoop, shardRanges, sumInOrder, random, lossAndGrad, yieldToEventLoop, type FitOptions, type History, type Progress, type StepResult } from './train.js';
+export { fitTrajectory, type TrajectoryData, type TrajectoryFitOptions } from './trajectory.js';

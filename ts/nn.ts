@@ -179,6 +179,11 @@ export class VectorField implements CoreField {
     return { format: FIELD_FORMAT, version: FIELD_FORMAT_VERSION, dtype: this.dtype, layers: this.layers.map((l) => ({ ...l })), params: Array.from(p), checksum: paramDigest(p) };
   }
 
+  /** A short key of the architecture and dtype (workers cache model instances by it). */
+  digestArchitecture(): string {
+    return fnv1a(new TextEncoder().encode(JSON.stringify([this.dtype, this.layers])));
+  }
+
   /** FNV-1a digest of the parameter bytes (determinism checks). */
   digest(): string {
     return paramDigest(this.params);

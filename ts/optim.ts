@@ -19,13 +19,18 @@ export class Optimizer {
   /** Address of the parameters when they live in the core (stable), else -1. */
   private readonly ptr: number;
   private readonly owner?: { isDisposed(): boolean };
+  /** Number of parameters (a view into core memory may detach when it grows; the address stays). */
+  private readonly n: number;
+  private readonly hostParams: Params;
 
-  constructor(kind: 0 | 1 | 2, readonly params: Params, hyper: number[]) {
+  constructor(kind: 0 | 1 | 2, params: Params, hyper: number[]) {
     if (!(params instanceof Float64Array) && !(params instanceof Float32Array)) throw invalid('params', 'must be a Float64Array or Float32Array');
     const x = core().exports;
     this.f32 = params instanceof Float32Array;
     this.ptr = params.buffer === x.memory.buffer ? params.byteOffset : -1;
     this.owner = owners.get(params);
+    this.n = params.length;
+    this.hostParams = params;
     const s = new Scratch(x);
     try {
       const hp = s.put(Float64Array.from({ length: 5 }, (_, i) => hyper[i] ?? 0));
@@ -42,7 +47,7 @@ export class Optimizer {
     const h = this.h.get();
     if (this.owner?.isDisposed()) throw invalid('params', 'belong to a disposed object');
     const g = finiteArray('grads', grads);
-    const n = this.params.length;
+    const n = this.n;
     if (g.length !== n) throw invalid('grads', `must hold ${n} numbers, got ${g.length}`);
     const x = core().exports;
     const s = new Scratch(x);
@@ -51,9 +56,9 @@ export class Optimizer {
       if (this.ptr >= 0) {
         callCore((c) => c.nd_optim_step(h, this.ptr, n, gp));
       } else {
-        const pp = s.put(this.params, this.f32);
+        const pp = s.put(this.hostParams, this.f32);
         callCore((c) => c.nd_optim_step(h, pp, n, gp));
-        this.params.set(this.f32 ? s.f32(pp, n) : s.f64(pp, n));
+        this.hostParams.set(this.f32 ? s.f32(pp, n) : s.f64(pp, n));
       }
     } finally {
       s.free();
@@ -66,7 +71,7 @@ export class Optimizer {
     const x = core().exports;
     const s = new Scratch(x);
     try {
-      const cap = 3 * this.params.length + 8;
+      const cap = 3 * this.n + 8;
       const p = s.alloc(cap * 8);
       const len = x.nd_optim_state(h, p, cap);
       return s.f64(p, len).slice();

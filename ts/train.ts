@@ -117,8 +117,8 @@ export function sumInOrder(parts: Array<{ grad: Float64Array; weight: number }>,
   }
 }
 
-export type RngKind = 'uniform' | 'normal' | 'rademacher' | 'integer';
-const RNG_KIND: Record<RngKind, number> = { uniform: 0, normal: 1, rademacher: 2, integer: 3 };
+export type RngKind = 'uniform' | 'normal' | 'rademacher' | 'integer' | 'choice';
+const RNG_KIND: Record<RngKind, number> = { uniform: 0, normal: 1, rademacher: 2, integer: 3, choice: 4 };
 
 /** Counter-based random numbers: value i = F(seed, stream, start + i), identical everywhere. */
 export function random(kind: RngKind, n: number, o: { seed: number; stream: number; start?: number; range?: number }): Float64Array {

@@ -686,16 +686,30 @@ pub unsafe extern "C" fn nd_sum_into(dst: *mut f64, src: *const f64, n: u32, sca
 }
 
 /// Fills `out` (n f64) from the counter-based generator: kind 0 uniform [0,1), 1 standard
-/// normal, 2 Rademacher ±1, 3 integers in [0, range). Value i is F(seed, stream, start + i).
+/// normal, 2 Rademacher ±1, 3 integers in [0, range), 4 n distinct integers in [0, range)
+/// (Floyd's algorithm, for sampling without replacement). Value i is F(seed, stream, start + i).
 #[no_mangle]
 pub unsafe extern "C" fn nd_rng_fill(kind: u32, seed_lo: u32, seed_hi: u32, stream: f64, start: f64, n: u32, range: f64, out: *mut f64) -> i32 {
     let seed = (seed_hi as u64) << 32 | seed_lo as u64;
     let o = slice_mut(out, n as usize);
-    if !(stream >= 0.0 && start >= 0.0) || (kind == 3 && !(range >= 1.0)) || kind > 3 {
+    if !(stream >= 0.0 && start >= 0.0) || (kind >= 3 && !(range >= 1.0)) || kind > 4 || (kind == 4 && (n as f64) > range) {
         set_error(&Error::invalid("rng: bad kind, stream, start or range"));
         return FAILED;
     }
     let (stream, start) = (stream as u64, start as u64);
+    if kind == 4 {
+        // Floyd: for j in range−n .. range, pick t ∈ [0, j]; take t unless taken, else j.
+        let range = range as u64;
+        let mut chosen: Vec<u64> = Vec::with_capacity(n as usize);
+        for (i, j) in (range - n as u64..range).enumerate() {
+            let t = crate::rng::u64_at(seed, stream, start + i as u64) % (j + 1);
+            chosen.push(if chosen.contains(&t) { j } else { t });
+        }
+        for (v, c) in o.iter_mut().zip(chosen) {
+            *v = c as f64;
+        }
+        return OK;
+    }
     for (i, v) in o.iter_mut().enumerate() {
         let idx = start + i as u64;
         *v = match kind {

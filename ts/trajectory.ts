@@ -1,0 +1,100 @@
+/**
+ * Fitting a vector field to observed trajectories (torchdiffeq's examples/ode_demo.py): each
+ * iteration draws windows of `batchTime` points starting at random indices of a trajectory,
+ * solves from each window's first point, and minimises the mean |prediction − observation|.
+ */
+import { invalid } from './errors.js';
+import { odeintWithGrad, type GradMode, GRAD_MODES } from './grad.js';
+import { nn, VectorField } from './nn.js';
+import { ADAPTIVE_METHODS, METHODS, type Method } from './odeint.js';
+import { optim } from './optim.js';
+import {
+  combineShards, computeShards, fitLoop, fitOptions, lossAndGrad, random, registerShardKernel, shardRanges,
+  type FitOptions, type History, type ShardJob, type ShardModel,
+} from './train.js';
+import { finiteArray, oneOf, positiveInteger, timeGrid } from './validate.js';
+
+export interface TrajectoryData {
+  /** Observation times, length T (increasing). */
+  t: ArrayLike<number>;
+  /** Observations, T × dim (one trajectory), row-major. */
+  y: ArrayLike<number>;
+}
+
+export interface TrajectoryFitOptions extends FitOptions {
+  /** Points per window (default 10). */
+  batchTime?: number;
+  /** Windows per iteration (default 20). */
+  batchSize?: number;
+  /** Windows per shard (fixed: results do not depend on the pool). Default 32. */
+  shardSize?: number;
+  grad?: GradMode;
+  method?: Method;
+  rtol?: number;
+  atol?: number;
+  loss?: 'l1' | 'mse';
+  optimizer?: 'rmsprop' | 'adam';
+}
+
+const KERNEL = 'trajectory-loss';
+
+/** One shard: windows solved jointly (torchdiffeq's batch semantics), loss and dL/dθ. */
+registerShardKernel(
+  KERNEL,
+  (model: ShardModel, p: Record<string, unknown>) => {
+    const field = model as VectorField;
+    const ts = p.ts as Float64Array;
+    const sol = odeintWithGrad(field, p.y0 as Float64Array, ts, { grad: p.grad as GradMode, method: p.method as Method, rtol: p.rtol as number, atol: p.atol as number });
+    const { loss, grad } = lossAndGrad(p.loss as 'l1' | 'mse', sol.ys, p.target as Float64Array);
+    const g = sol.backward(grad);
+    return { loss, weight: p.weight as number, grad: g.params, nfeForward: sol.stats.nfe, nfeBackward: g.stats.nfe };
+  },
+  (json) => nn.fromJSON(json),
+);
+
+/** Fits `field` to the trajectory; returns the loss and NFE history. */
+export async function fitTrajectory(field: VectorField, data: TrajectoryData, options: TrajectoryFitOptions = {}): Promise<History> {
+  const o = fitOptions(options) as TrajectoryFitOptions;
+  const t = timeGrid('data.t', data.t);
+  const y = finiteArray('data.y', data.y);
+  const d = field.dim;
+  if (y.length !== t.length * d) throw invalid('data.y', `must hold t.length × dim = ${t.length * d} numbers, got ${y.length}`);
+  const batchTime = positiveInteger('batchTime', o.batchTime ?? 10);
+  if (batchTime < 2 || batchTime > t.length) throw invalid('batchTime', `must be from 2 to ${t.length}`);
+  const batchSize = positiveInteger('batchSize', o.batchSize ?? 20);
+  const shardSize = positiveInteger('shardSize', o.shardSize ?? 32);
+  const grad = oneOf('grad', o.grad ?? 'backprop', GRAD_MODES);
+  const method = oneOf('method', o.method ?? 'dopri5', METHODS);
+  if (!ADAPTIVE_METHODS.includes(method)) throw invalid('method', 'must be adaptive for trajectory fitting');
+  const loss = oneOf('loss', o.loss ?? 'l1', ['l1', 'mse'] as const);
+  const iterations = o.iterations ?? o.epochs ?? 2000;
+  const seed = o.seed ?? 0;
+  const opt = oneOf('optimizer', o.optimizer ?? 'rmsprop', ['rmsprop', 'adam'] as const) === 'rmsprop'
+    ? optim.rmsprop(field.params, { lr: o.lr ?? 1e-3 })
+    : optim.adam(field.params, { lr: o.lr ?? 1e-3 });
+  const ts = t.slice(0, batchTime).map((v) => v - t[0]!);
+  try {
+    return await fitLoop(o, iterations, 1, async (it) => {
+      // window starts: counter-based, keyed by (seed, iteration)
+      const starts = random(batchSize <= t.length - batchTime ? 'choice' : 'integer', batchSize, { seed, stream: it, range: t.length - batchTime });
+      const model = field.toJSON();
+      const params = field.params.slice();
+      const jobs: ShardJob[] = shardRanges(batchSize, shardSize).map(([a, b]) => {
+        const rows = b - a;
+        const y0 = new Float64Array(rows * d);
+        const target = new Float64Array(batchTime * rows * d);
+        for (let r = 0; r < rows; r++) {
+          const s = starts[a + r]!;
+          y0.set(y.subarray(s * d, (s + 1) * d), r * d);
+          for (let k = 0; k < batchTime; k++) target.set(y.subarray((s + k) * d, (s + k + 1) * d), (k * rows + r) * d);
+        }
+        return { kernel: KERNEL, modelKey: `trajectory:${field.digestArchitecture()}`, model, params, payload: { y0, target, ts, grad, method, rtol: o.rtol ?? 1e-7, atol: o.atol ?? 1e-9, loss, weight: rows / batchSize } };
+      });
+      const r = combineShards(await computeShards(jobs, field, o.pool), field.numParams);
+      opt.step(r.grad);
+      return r;
+    });
+  } finally {
+    opt.dispose();
+  }
+}
