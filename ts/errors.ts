@@ -9,7 +9,9 @@ export type ErrorCode =
   | 'NON_FINITE' // the state or its derivative became NaN or Infinity
   | 'WASM_PANIC' // the core hit an internal error; the instance was replaced
   | 'INVALID_HANDLE'
-  | 'OUT_OF_MEMORY';
+  | 'OUT_OF_MEMORY'
+  | 'WORKER_CRASHED' // a pool worker died (crash, exit or terminate) while running the call
+  | 'POOL_TERMINATED'; // the WorkerPool was terminated
 
 export class NeurodeError extends Error {
   readonly code: ErrorCode;
