@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { init } from '../dist/index.js';
 import { runPlain, runSpiralHeadline } from './plain.mjs';
+import { runPoolBench } from './pool.mjs';
 import { table } from './stats.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -40,6 +41,14 @@ export async function runBench(argv = process.argv.slice(2)) {
     results.sections.plain = rows;
     log('\n== plain ODEs (JavaScript right-hand side)');
     log(table(rows, ['problem', 'method', 'tol', 'dtype', 'nfe', 'torchdiffeqNfe', 'finalErr', 'medianMs', 'minMs', 'maxMs', 'torchdiffeqMs', 'speedupVsTorchdiffeqRef']));
+  }
+  if (want('pool')) {
+    log('\n== worker pool: data-parallel training, round trip, 1 MiB copy vs transfer');
+    const pool = await runPoolBench({ quick: values.quick, log });
+    results.sections.pool = pool;
+    log(table(pool.training, ['workload', 'batch', 'shards', 'noPoolMsPerIter', 'workers1MsPerIter', 'workers2MsPerIter', 'speedup2v1', 'target', 'sameBits']));
+    log(`round trip of a tiny call: median ${pool.roundTrip.medianUs} µs (min ${pool.roundTrip.minUs}, max ${pool.roundTrip.maxUs}, ${pool.roundTrip.reps} calls)`);
+    log(table(pool.transfer, ['mode', 'bytes', 'roundTripMedianMs', 'minMs', 'maxMs', 'gbPerSecondBothWays']));
   }
   mkdirSync(values.out, { recursive: true });
   const file = path.join(values.out, 'bench.json');

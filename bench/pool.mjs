@@ -1,0 +1,119 @@
+// WorkerPool benchmark (issue 7): data-parallel training throughput with 2 workers vs 1 (and no
+// pool), the round trip of a tiny call, and 1 MiB buffers copied vs transferred. Runs of the
+// two pool sizes are interleaved so that the shared machine's noise hits both alike; every
+// training run must end on the same parameter bits (checked, reported as sameBits).
+import { nn, odeint, fitTrajectory, random, WorkerPool } from '../dist/index.js';
+import os from 'node:os';
+import { summarize, round } from './stats.mjs';
+
+/**
+ * Training workloads: one entry per model. `make(seed)` returns a fresh model and
+ * `fit(model, iterations, pool, onIteration)` trains it; `digest(model)` its parameter digest.
+ * (CNF batch 512 and ODE-Net batch 128 join here once those models are merged.)
+ */
+export function trainingWorkloads() {
+  const A = [[-0.1, 2], [-2, -0.1]];
+  const t = Array.from({ length: 1000 }, (_, i) => (25 * i) / 999);
+  let y;
+  return [
+    {
+      name: 'trajectory (ode_demo) windows',
+      batch: 512,
+      shardSize: 64,
+      make(seed) {
+        y ??= odeint((_t, v, dy) => { const a = v[0] * v[0] * v[0], b = v[1] * v[1] * v[1]; dy[0] = a * A[0][0] + b * A[1][0]; dy[1] = a * A[0][1] + b * A[1][1]; }, [2, 0], t).ys;
+        const field = nn.mlp({ dims: [2, 50, 2], activation: 'tanh', inputCube: true, seed });
+        // ode_demo's init: weights ~ N(0, 0.1²), biases 0
+        const normal = random('normal', field.numParams, { seed, stream: 1e9 });
+        const p = field.params;
+        for (let i = 0; i < p.length; i++) p[i] = (i >= 100 && i < 150) || i >= 250 ? 0 : 0.1 * normal[i];
+        return field;
+      },
+      fit(field, iterations, pool, onIteration) {
+        return fitTrajectory(field, { t, y }, { iterations, batchTime: 10, batchSize: 512, shardSize: 64, lr: 1e-3, seed: 1, pool, onProgress: onIteration });
+      },
+      digest: (field) => field.digest(),
+      dispose: (field) => field.dispose(),
+    },
+  ];
+}
+
+/** Times each iteration of a training run (the first `skip` are warm-up). */
+async function timedRun(w, pool, iterations, skip) {
+  const model = w.make(0);
+  const times = [];
+  let last = performance.now();
+  let nfe = 0;
+  await w.fit(model, iterations, pool, (p) => {
+    const now = performance.now();
+    if (p.iteration > skip) times.push(now - last);
+    nfe += p.nfeForward + p.nfeBackward;
+    last = now;
+  });
+  const digest = w.digest(model);
+  w.dispose(model);
+  return { times, digest, nfePerIteration: nfe / iterations };
+}
+
+export async function runPoolBench({ quick = false, log = () => {} } = {}) {
+  // Scaling needs idle cores: the load average says how many were busy with other work.
+  const out = { cores: os.availableParallelism(), loadAverageBefore: os.loadavg().map((v) => round(v, 3)), training: [], roundTrip: null, transfer: [] };
+  log(`cores ${out.cores}, load average before ${out.loadAverageBefore.join(' ')} (other processes on the cores make the 2-worker figure meaningless)`);
+  const pools = { 1: await WorkerPool.create({ size: 1 }), 2: await WorkerPool.create({ size: 2 }) };
+  try {
+    const rounds = quick ? 2 : 5, iterations = quick ? 4 : 8, skip = 1;
+    for (const w of trainingWorkloads()) {
+      const t = { none: [], 1: [], 2: [] };
+      const digests = new Set();
+      let nfe = 0;
+      for (let r = 0; r < rounds; r++) {
+        for (const mode of ['none', 1, 2]) {
+          const res = await timedRun(w, mode === 'none' ? undefined : pools[mode], iterations, skip);
+          t[mode].push(...res.times);
+          digests.add(res.digest);
+          nfe = res.nfePerIteration;
+        }
+      }
+      const s = { none: summarize(t.none), 1: summarize(t[1]), 2: summarize(t[2]) };
+      const row = {
+        workload: w.name, batch: w.batch, shardSize: w.shardSize, shards: Math.ceil(w.batch / w.shardSize), nfePerIteration: nfe,
+        noPoolMsPerIter: s.none.medianMs, workers1MsPerIter: s[1].medianMs, workers2MsPerIter: s[2].medianMs,
+        workers1MinMax: `${s[1].minMs}/${s[1].maxMs}`, workers2MinMax: `${s[2].minMs}/${s[2].maxMs}`,
+        speedup2v1: round(s[1].medianMs / s[2].medianMs, 3), target: 1.7, iterationsTimed: s[2].reps,
+        sameBits: digests.size === 1, digest: [...digests].join(','),
+      };
+      out.training.push(row);
+      log(`${w.name}: 1 worker ${row.workers1MsPerIter} ms/it, 2 workers ${row.workers2MsPerIter} ms/it → ${row.speedup2v1}× (target 1.7×), same bits: ${row.sameBits}`);
+    }
+
+    // Round trip of a tiny call (an empty buffer there and back), one worker.
+    const pool = pools[1];
+    for (let i = 0; i < 200; i++) await pool.ping();
+    const rt = [];
+    for (let i = 0; i < (quick ? 500 : 3000); i++) {
+      const t0 = performance.now();
+      await pool.ping();
+      rt.push(performance.now() - t0);
+    }
+    const r = summarize(rt);
+    out.roundTrip = { medianUs: round(r.medianMs * 1000, 3), minUs: round(r.minMs * 1000, 3), maxUs: round(r.maxMs * 1000, 3), reps: r.reps };
+
+    // 1 MiB to a worker and back: structured-clone copies vs transfers (the sender's view detaches).
+    const bytes = 1 << 20;
+    for (const transfer of [false, true]) {
+      const ts = [];
+      for (let i = 0; i < (quick ? 20 : 100) + 10; i++) {
+        const buf = new ArrayBuffer(bytes);
+        const t0 = performance.now();
+        await pool.echo(buf, { transfer });
+        if (i >= 10) ts.push(performance.now() - t0);
+      }
+      const s = summarize(ts);
+      out.transfer.push({ mode: transfer ? 'transfer' : 'copy', bytes, roundTripMedianMs: s.medianMs, minMs: s.minMs, maxMs: s.maxMs, gbPerSecondBothWays: round((2 * bytes) / (s.medianMs * 1e6), 3), reps: s.reps });
+    }
+  } finally {
+    await pools[1].terminate();
+    await pools[2].terminate();
+  }
+  return out;
+}
