@@ -1,0 +1,82 @@
+// The model the page trains, behind a small adapter so that it can be swapped:
+//   { name, train({ iterations, seed, pool, signal, onProgress }) → History, draw(ctx, w, h), score(), digest(), dispose() }
+// Plain JavaScript on the package's public API: the browser page and the Node test
+// (test/browser.test.ts, which checks the page's digest against Node's) import this same file.
+import { nn, odeint, fitTrajectory, random } from '../../dist/index.js';
+
+/** Training settings of the page; URL parameters override them (see main.js). */
+export const DEFAULTS = { model: 'spiral', seed: 0, iterations: 300, batchTime: 10, batchSize: 20, shardSize: 5, lr: 1e-3 };
+
+/**
+ * torchdiffeq's ode_demo: learn the spiral y' = (y³)A from windows of its trajectory (RMSprop),
+ * drawn as the observed spiral and the trajectory of the learned field from y0 = [2, 0].
+ */
+export function spiralModel(o = {}) {
+  const c = { ...DEFAULTS, ...o };
+  const A = [[-0.1, 2], [-2, -0.1]];
+  const t = Array.from({ length: 1000 }, (_, i) => (25 * i) / 999);
+  const y = odeint((_t, v, dy) => {
+    const a = v[0] * v[0] * v[0], b = v[1] * v[1] * v[1];
+    dy[0] = a * A[0][0] + b * A[1][0];
+    dy[1] = a * A[0][1] + b * A[1][1];
+  }, [2, 0], t).ys;
+  const field = nn.mlp({ dims: [2, 50, 2], activation: 'tanh', inputCube: true, seed: c.seed });
+  // ode_demo's initialisation: weights ~ N(0, 0.1²), biases 0 (layout W1[50][2], b1[50], W2[2][50], b2[2])
+  const normal = random('normal', field.numParams, { seed: c.seed, stream: 1e9 });
+  const p = field.params;
+  for (let i = 0; i < p.length; i++) p[i] = (i >= 100 && i < 150) || i >= 250 ? 0 : 0.1 * normal[i];
+  return {
+    name: 'spiral ODE (torchdiffeq ode_demo)',
+    train: ({ iterations, seed = c.seed, pool, signal, onProgress }) => fitTrajectory(field, { t, y }, {
+      iterations, batchTime: c.batchTime, batchSize: c.batchSize, shardSize: c.shardSize, lr: c.lr, seed, pool, signal, onProgress,
+    }),
+    draw(ctx, w, h) {
+      const learned = odeint(field, [2, 0], t).ys;
+      const X = (v) => w / 2 + (v * w) / 5, Y = (v) => h / 2 - (v * h) / 5;
+      ctx.fillStyle = '#fff';
+      ctx.fillRect(0, 0, w, h);
+      ctx.fillStyle = '#999';
+      for (let i = 0; i < t.length; i += 4) ctx.fillRect(X(y[2 * i]) - 1, Y(y[2 * i + 1]) - 1, 2, 2);
+      ctx.strokeStyle = '#1f6feb';
+      ctx.lineWidth = 2;
+      ctx.beginPath();
+      for (let i = 0; i < t.length; i++) {
+        const [a, b] = [learned[2 * i], learned[2 * i + 1]];
+        if (!(Math.abs(a) < 10 && Math.abs(b) < 10)) break; // a diverging early model
+        if (i === 0) ctx.moveTo(X(a), Y(b)); else ctx.lineTo(X(a), Y(b));
+      }
+      ctx.stroke();
+    },
+    /** Mean |learned − observed| over the whole trajectory from y0 (lower is better). */
+    score() {
+      const learned = odeint(field, [2, 0], t).ys;
+      let e = 0;
+      for (let i = 0; i < learned.length; i++) e += Math.abs(learned[i] - y[i]);
+      return e / learned.length;
+    },
+    digest: () => field.digest(),
+    dispose: () => field.dispose(),
+  };
+}
+
+// ===================================================================================================
+// CNF PLUG-IN POINT (issue 8 wants a 2-D CNF with its density on the canvas). Once the CNF class is
+// merged, add here:
+//   export function cnfModel(o) {
+//     const data = datasets.twoCircles(4096, o.seed); const cnf = new CNF({ dim: 2, hidden: [64, 64, 64], seed: o.seed });
+//     return { name: '2-D CNF', train: ({ iterations, seed, pool, signal, onProgress }) =>
+//                cnf.fit(data, { iterations, batchSize: 512, seed, pool, signal, onProgress }),
+//              draw(ctx, w, h) { /* exp(cnf.logProb(grid)) painted into an ImageData */ },
+//              score: () => -mean(cnf.logProb(heldOut)),
+//              digest: () => paramDigest(cnf.params), dispose: () => cnf.dispose() };
+//   }
+// and register it in MODELS below; the page, its controls and the browser test need no change.
+// ===================================================================================================
+
+export const MODELS = { spiral: spiralModel };
+
+export function createModel(kind, o) {
+  const make = MODELS[kind];
+  if (!make) throw new Error(`unknown model '${kind}' (have: ${Object.keys(MODELS).join(', ')})`);
+  return make(o);
+}
