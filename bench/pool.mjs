@@ -44,15 +44,19 @@ async function timedRun(w, pool, iterations, skip) {
   const times = [];
   let last = performance.now();
   let nfe = 0;
+  const cpu0 = process.cpuUsage(), wall0 = performance.now();
   await w.fit(model, iterations, pool, (p) => {
     const now = performance.now();
     if (p.iteration > skip) times.push(now - last);
     nfe += p.nfeForward + p.nfeBackward;
     last = now;
   });
+  // CPU time of all the process's threads (workers included) per wall time: the parallelism achieved.
+  const cpu = process.cpuUsage(cpu0);
+  const cpuPerWall = (cpu.user + cpu.system) / 1000 / (performance.now() - wall0);
   const digest = w.digest(model);
   w.dispose(model);
-  return { times, digest, nfePerIteration: nfe / iterations };
+  return { times, digest, nfePerIteration: nfe / iterations, cpuPerWall };
 }
 
 export async function runPoolBench({ quick = false, log = () => {} } = {}) {
@@ -66,12 +70,14 @@ export async function runPoolBench({ quick = false, log = () => {} } = {}) {
       const t = { none: [], 1: [], 2: [] };
       const digests = new Set();
       let nfe = 0;
+      const cpu = { none: [], 1: [], 2: [] };
       for (let r = 0; r < rounds; r++) {
         for (const mode of ['none', 1, 2]) {
           const res = await timedRun(w, mode === 'none' ? undefined : pools[mode], iterations, skip);
           t[mode].push(...res.times);
           digests.add(res.digest);
           nfe = res.nfePerIteration;
+          cpu[mode].push(res.cpuPerWall);
         }
       }
       const s = { none: summarize(t.none), 1: summarize(t[1]), 2: summarize(t[2]) };
@@ -79,11 +85,12 @@ export async function runPoolBench({ quick = false, log = () => {} } = {}) {
         workload: w.name, batch: w.batch, shardSize: w.shardSize, shards: Math.ceil(w.batch / w.shardSize), nfePerIteration: nfe,
         noPoolMsPerIter: s.none.medianMs, workers1MsPerIter: s[1].medianMs, workers2MsPerIter: s[2].medianMs,
         workers1MinMax: `${s[1].minMs}/${s[1].maxMs}`, workers2MinMax: `${s[2].minMs}/${s[2].maxMs}`,
-        speedup2v1: round(s[1].medianMs / s[2].medianMs, 3), target: 1.7, iterationsTimed: s[2].reps,
+        speedup2v1: round(s[1].medianMs / s[2].medianMs, 3), target: 1.7,
+        cpuPerWall1: round(summarize(cpu[1]).medianMs, 3), cpuPerWall2: round(summarize(cpu[2]).medianMs, 3), iterationsTimed: s[2].reps,
         sameBits: digests.size === 1, digest: [...digests].join(','),
       };
       out.training.push(row);
-      log(`${w.name}: 1 worker ${row.workers1MsPerIter} ms/it, 2 workers ${row.workers2MsPerIter} ms/it → ${row.speedup2v1}× (target 1.7×), same bits: ${row.sameBits}`);
+      log(`${w.name}: 1 worker ${row.workers1MsPerIter} ms/it, 2 workers ${row.workers2MsPerIter} ms/it → ${row.speedup2v1}× (target 1.7×), CPU/wall ${row.cpuPerWall1} vs ${row.cpuPerWall2}, same bits: ${row.sameBits}`);
     }
 
     // Round trip of a tiny call (an empty buffer there and back), one worker.
