@@ -41,7 +41,7 @@ async function nodeDigest(iterations: number, seed: number): Promise<string> {
   }
 }
 
-async function runPage(serveDir: string, pagePath: string, o: { iterations: number; seed: number; screenshot?: string; rewriteBare: boolean }): Promise<DemoState> {
+async function runPage(serveDir: string, pagePath: string, o: { iterations: number; seed: number; screenshot?: string; rewriteBare: boolean; then?: (page: import('playwright-core').Page) => Promise<void> }): Promise<DemoState> {
   const server = await startServer(serveDir, { rewriteBare: o.rewriteBare });
   const page = await browser.newPage();
   const errors: string[] = [];
@@ -54,6 +54,7 @@ async function runPage(serveDir: string, pagePath: string, o: { iterations: numb
     }, null, { timeout: 50_000 });
     const state = await page.evaluate(() => (window as unknown as { neurodeDemo: DemoState }).neurodeDemo);
     if (o.screenshot) await page.screenshot({ path: o.screenshot });
+    await o.then?.(page);
     expect(errors).toEqual([]);
     return state;
   } finally {
@@ -102,9 +103,23 @@ describe('examples/web in Chromium', () => {
     expect(existsSync(path.join(out, 'browser-web.png'))).toBe(true);
   });
 
-  it('plain ES modules (sources served as they are): the same digest', async () => {
+  it('plain ES modules (sources served as they are): the same digest; a crashing Web Worker is replaced', async () => {
     const iterations = 6, seed = 5;
-    const s = await runPage(root, '/examples/web/', { iterations, seed, rewriteBare: true, screenshot: path.join(out, 'browser-web-plain.png') });
+    let crash: unknown;
+    const s = await runPage(root, '/examples/web/', {
+      iterations, seed, rewriteBare: true, screenshot: path.join(out, 'browser-web-plain.png'),
+      // A Web Worker that throws uncaught: its call rejects with WORKER_CRASHED, it is replaced and the pool serves on.
+      then: async (page) => {
+        crash = await page.evaluate(async () => {
+          const pool = (window as unknown as { neurodePool: { crashNextCallForTesting(h: string): void; ping(): Promise<void>; stats: object } }).neurodePool;
+          pool.crashNextCallForTesting('throw');
+          const code = await pool.ping().then(() => 'resolved', (e: { code?: string }) => e.code);
+          await pool.ping();
+          return { code, stats: pool.stats };
+        });
+      },
+    });
+    expect(crash).toEqual({ code: 'WORKER_CRASHED', stats: { workersStarted: 3, crashes: 1, retries: 0 } });
     expect(s.error).toBeNull();
     expect(s.simd).toBe(true);
     expect(s.iteration).toBe(iterations);

@@ -131,6 +131,17 @@ describe('WorkerPool', () => {
     field.dispose();
   });
 
+  it('a worker that evicted a model from its cache is sent it again', async () => {
+    const pool = pools.get(1)!;
+    // more fields than a worker caches (16): the first is evicted by the time it comes back
+    const fields = Array.from({ length: 18 }, (_, i) => nn.mlp({ dims: [2, 3, 2], seed: 100 + i }));
+    for (const f of [...fields, fields[0]!]) {
+      const [s] = await pool.odeintBatch(f, [[0.5, -0.5]], [0, 1]);
+      expect(s!.ys).toEqual(odeint(f, [0.5, -0.5], [0, 1]).ys);
+    }
+    fields.forEach((f) => f.dispose());
+  });
+
   it('errors in a worker arrive as NeurodeError with their code and argument; the pool keeps serving', async () => {
     const pool = pools.get(2)!;
     const field = nn.mlp({ dims: [2, 4, 2], seed: 1 });

@@ -18,6 +18,7 @@ async function main() {
   const bytes = new Uint8Array(await (await fetch(new URL('../../pkg/neurode.wasm', import.meta.url))).arrayBuffer());
   await init({ wasm: bytes });
   const pool = await WorkerPool.create(q.has('workers') ? { size: Number(q.get('workers')) } : {});
+  window.neurodePool = pool; // for tests and the console
   const model = createModel(cfg.model, cfg);
   Object.assign(state, { ready: true, simd: WebAssembly.validate(SIMD_PROBE), wasmBytes: bytes.length, wasmDigest: fnv1a(bytes), workers: pool.size, model: model.name, config: cfg, initialScore: model.score(), score: null });
   $('model').textContent = `${model.name} (score: mean |trajectory error|, initially ${state.initialScore.toFixed(3)}): ${pool.size} Web Workers, SIMD ${state.simd ? 'on' : 'off'}, ${cfg.iterations} iterations, seed ${cfg.seed}`;
