@@ -44,7 +44,7 @@ async function timedRun(w, pool, iterations, skip) {
   const times = [];
   let last = performance.now();
   let nfe = 0;
-  const cpu0 = process.cpuUsage(), wall0 = performance.now();
+  const cpu0 = process.cpuUsage(), wall0 = performance.now(), elu0 = performance.eventLoopUtilization();
   await w.fit(model, iterations, pool, (p) => {
     const now = performance.now();
     if (p.iteration > skip) times.push(now - last);
@@ -54,9 +54,11 @@ async function timedRun(w, pool, iterations, skip) {
   // CPU time of all the process's threads (workers included) per wall time: the parallelism achieved.
   const cpu = process.cpuUsage(cpu0);
   const cpuPerWall = (cpu.user + cpu.system) / 1000 / (performance.now() - wall0);
+  // Main-thread busy time per iteration (job building, summing, optimiser step, messaging): the serial part.
+  const mainMsPerIteration = performance.eventLoopUtilization(elu0).active / iterations;
   const digest = w.digest(model);
   w.dispose(model);
-  return { times, digest, nfePerIteration: nfe / iterations, cpuPerWall };
+  return { times, digest, nfePerIteration: nfe / iterations, cpuPerWall, mainMsPerIteration };
 }
 
 export async function runPoolBench({ quick = false, log = () => {} } = {}) {
@@ -70,7 +72,7 @@ export async function runPoolBench({ quick = false, log = () => {} } = {}) {
       const t = { none: [], 1: [], 2: [] };
       const digests = new Set();
       let nfe = 0;
-      const cpu = { none: [], 1: [], 2: [] };
+      const cpu = { none: [], 1: [], 2: [] }, main = { none: [], 1: [], 2: [] };
       for (let r = 0; r < rounds; r++) {
         for (const mode of ['none', 1, 2]) {
           const res = await timedRun(w, mode === 'none' ? undefined : pools[mode], iterations, skip);
@@ -78,6 +80,7 @@ export async function runPoolBench({ quick = false, log = () => {} } = {}) {
           digests.add(res.digest);
           nfe = res.nfePerIteration;
           cpu[mode].push(res.cpuPerWall);
+          main[mode].push(res.mainMsPerIteration);
         }
       }
       const s = { none: summarize(t.none), 1: summarize(t[1]), 2: summarize(t[2]) };
@@ -86,11 +89,14 @@ export async function runPoolBench({ quick = false, log = () => {} } = {}) {
         noPoolMsPerIter: s.none.medianMs, workers1MsPerIter: s[1].medianMs, workers2MsPerIter: s[2].medianMs,
         workers1MinMax: `${s[1].minMs}/${s[1].maxMs}`, workers2MinMax: `${s[2].minMs}/${s[2].maxMs}`,
         speedup2v1: round(s[1].medianMs / s[2].medianMs, 3), target: 1.7,
+        mainThreadMsPerIter: round(summarize(main[2]).medianMs, 3),
+        // Amdahl: the serial main-thread part plus the rest split over 2 idle cores
+        idealSpeedup2v1: round(s[1].medianMs / (summarize(main[2]).medianMs + (s[1].medianMs - summarize(main[2]).medianMs) / 2), 3),
         cpuPerWall1: round(summarize(cpu[1]).medianMs, 3), cpuPerWall2: round(summarize(cpu[2]).medianMs, 3), iterationsTimed: s[2].reps,
         sameBits: digests.size === 1, digest: [...digests].join(','),
       };
       out.training.push(row);
-      log(`${w.name}: 1 worker ${row.workers1MsPerIter} ms/it, 2 workers ${row.workers2MsPerIter} ms/it → ${row.speedup2v1}× (target 1.7×), CPU/wall ${row.cpuPerWall1} vs ${row.cpuPerWall2}, same bits: ${row.sameBits}`);
+      log(`${w.name}: 1 worker ${row.workers1MsPerIter} ms/it, 2 workers ${row.workers2MsPerIter} ms/it → ${row.speedup2v1}× (target 1.7×), CPU/wall ${row.cpuPerWall1} vs ${row.cpuPerWall2}, main thread ${row.mainThreadMsPerIter} ms/it (ideal on 2 idle cores ${row.idealSpeedup2v1}×), same bits: ${row.sameBits}`);
     }
 
     // Round trip of a tiny call (an empty buffer there and back), one worker.

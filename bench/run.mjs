@@ -46,7 +46,7 @@ export async function runBench(argv = process.argv.slice(2)) {
     log('\n== worker pool: data-parallel training, round trip, 1 MiB copy vs transfer');
     const pool = await runPoolBench({ quick: values.quick, log });
     results.sections.pool = pool;
-    log(table(pool.training, ['workload', 'batch', 'shards', 'noPoolMsPerIter', 'workers1MsPerIter', 'workers2MsPerIter', 'speedup2v1', 'target', 'cpuPerWall1', 'cpuPerWall2', 'sameBits']));
+    log(table(pool.training, ['workload', 'batch', 'shards', 'noPoolMsPerIter', 'workers1MsPerIter', 'workers2MsPerIter', 'speedup2v1', 'target', 'mainThreadMsPerIter', 'idealSpeedup2v1', 'cpuPerWall1', 'cpuPerWall2', 'sameBits']));
     log(`round trip of a tiny call: median ${pool.roundTrip.medianUs} µs (min ${pool.roundTrip.minUs}, max ${pool.roundTrip.maxUs}, ${pool.roundTrip.reps} calls)`);
     log(table(pool.transfer, ['mode', 'bytes', 'roundTripMedianMs', 'minMs', 'maxMs', 'gbPerSecondBothWays']));
   }
