@@ -58,6 +58,23 @@ impl<R: Scalar> VjpRhs<R> for NetField<R> {
     fn num_params(&self) -> usize {
         self.params.len()
     }
+    fn param_groups(&self) -> Vec<(usize, usize)> {
+        let mut groups = Vec::new();
+        let mut off = 0;
+        for spec in self.net.specs() {
+            let sizes: &[usize] = &match *spec {
+                LayerSpec::Linear { d_in, d_out } => [d_in * d_out, d_out, 0, 0, 0],
+                LayerSpec::ConcatLinear { d_in, d_out } => [(d_in + 1) * d_out, d_out, 0, 0, 0],
+                LayerSpec::ConcatSquash { d_in, d_out } => [d_in * d_out, d_out, d_out, d_out, d_out],
+                LayerSpec::Act { .. } => [0; 5],
+            };
+            for &len in sizes.iter().filter(|&&l| l > 0) {
+                groups.push((off, len));
+                off += len;
+            }
+        }
+        groups
+    }
     fn vjp(&mut self, t: f64, y: &[R], a: &[R], out_f: Option<&mut [R]>, out_y: &mut [R], out_p: &mut [R]) -> Result<f64> {
         let b = self.batch(y.len())?;
         self.net.vjp(&self.params, t, y, b, a, out_f, out_y, out_p, &mut self.ws)
