@@ -23,7 +23,7 @@ export interface CoreExports {
   nd_sum_into(dst: number, src: number, n: number, scale: number): void;
   nd_rng_fill(kind: number, seedLo: number, seedHi: number, stream: number, start: number, n: number, range: number, out: number): number;
   nd_loss(kind: number, dtype: number, pred: number, target: number, n: number, grad: number, out: number): number;
-  nd_field_create(dtype: number, code: number, nlayers: number, seedLo: number, seedHi: number, handleOut: number): number;
+  nd_field_create(dtype: number, code: number, nlayers: number, seedLo: number, seedHi: number, initStd: number, handleOut: number): number;
   nd_field_info(handle: number, out: number): void;
   nd_field_params(handle: number): number;
   nd_field_eval(handle: number, t: number, y: number, n: number, out: number): number;

@@ -522,15 +522,16 @@ pub extern "C" fn nd_tape_bytes(tape: u32) -> f64 {
 // ---------------------------------------------------------------------------------------------
 // Vector fields
 
-/// Creates a field from `[kind, in, out]` u32 triples; parameters initialised from the seed.
+/// Creates a field from `[kind, in, out]` u32 triples; parameters initialised from the seed
+/// (init_std > 0: weights ~ N(0, init_std²), biases 0).
 #[no_mangle]
-pub unsafe extern "C" fn nd_field_create(dtype: u32, code: *const u32, nlayers: u32, seed_lo: u32, seed_hi: u32, handle_out: *mut u32) -> i32 {
+pub unsafe extern "C" fn nd_field_create(dtype: u32, code: *const u32, nlayers: u32, seed_lo: u32, seed_hi: u32, init_std: f64, handle_out: *mut u32) -> i32 {
     let seed = (seed_hi as u64) << 32 | seed_lo as u64;
     let r = (|| {
         let specs = decode_specs(slice(code, nlayers.saturating_mul(3)))?;
         let obj = match dtype {
-            0 => Object::Field64(NetField::new(&specs, seed)?),
-            1 => Object::Field32(NetField::new(&specs, seed)?),
+            0 => Object::Field64(NetField::new(&specs, seed, init_std)?),
+            1 => Object::Field32(NetField::new(&specs, seed, init_std)?),
             _ => return Err(Error::invalid(format!("dtype: unknown code {}", dtype))),
         };
         *handle_out = insert(obj);
