@@ -258,6 +258,13 @@ impl<R: Real> VjpRhs<R> for JsVjp<R> {
     }
 }
 
+/// Writes (nfe, steps, rejected) as three f64.
+fn write_stats(out: &mut [f64], s: &Stats) {
+    out[0] = s.nfe as f64;
+    out[1] = s.steps as f64;
+    out[2] = s.rejected as f64;
+}
+
 /// Options as TypeScript packs them: an f64 array (NaN = not given).
 const OPT_RTOL: usize = 0;
 const OPT_STEP: usize = 1;
@@ -345,21 +352,14 @@ unsafe fn solve_with<R: Real>(rhs: &mut dyn Rhs<R>, y0: &[R], n: u32, dim: u32, 
         let mut total = Stats::default();
         for (b, s) in rows.iter().enumerate() {
             total.add(s);
-            st[3 * (b + 1)] = s.nfe as f64;
-            st[3 * (b + 1) + 1] = s.steps as f64;
-            st[3 * (b + 1) + 2] = s.rejected as f64;
+            write_stats(&mut st[3 * (b + 1)..], s);
         }
-        st[0] = total.nfe as f64;
-        st[1] = total.steps as f64;
-        st[2] = total.rejected as f64;
+        write_stats(st, &total);
         r
     } else {
         let mut s = Stats::default();
         let r = solver::solve(rhs, y0, ts, &opts, out, &mut s, None);
-        let st = slice_mut(stats, 3);
-        st[0] = s.nfe as f64;
-        st[1] = s.steps as f64;
-        st[2] = s.rejected as f64;
+        write_stats(slice_mut(stats, 3), &s);
         r
     }
 }
@@ -422,10 +422,7 @@ unsafe fn grad_forward_typed<R: Scalar>(field: u32, y0: *const u8, n: u32, ts: &
     let y0 = slice(y0 as *const R, n);
     let tape = with_vjp_field::<R, _>(field, n as usize, js_params, |f| grad::forward(f, y0, ts, &go))?;
     slice_mut(out as *mut R, tape.ys.len()).copy_from_slice(&tape.ys);
-    let st = slice_mut(stats, 3);
-    st[0] = tape.forward_stats.nfe as f64;
-    st[1] = tape.forward_stats.steps as f64;
-    st[2] = tape.forward_stats.rejected as f64;
+    write_stats(slice_mut(stats, 3), &tape.forward_stats);
     Ok(tape)
 }
 
@@ -485,10 +482,7 @@ unsafe fn grad_backward_typed<R: Scalar>(field: u32, tape: Tape<R>, js_params: u
     slice_mut(out_y0, g.y0.len()).copy_from_slice(&g.y0);
     slice_mut(out_p, g.params.len()).copy_from_slice(&g.params);
     slice_mut(out_ts, g.ts.len()).copy_from_slice(&g.ts);
-    let st = slice_mut(stats, 3);
-    st[0] = g.stats.nfe as f64;
-    st[1] = g.stats.steps as f64;
-    st[2] = g.stats.rejected as f64;
+    write_stats(slice_mut(stats, 3), &g.stats);
     Ok(())
 }
 
