@@ -65,7 +65,7 @@ describe('memory stays flat', () => {
     const count0 = core().exports.nd_object_count();
     (() => { for (let i = 0; i < 200; i++) nn.mlp({ dims: [2, 4, 2], seed: i }); })();
     expect(core().exports.nd_object_count()).toBe(count0 + 200);
-    for (let k = 0; k < 20 && core().exports.nd_object_count() > count0; k++) {
+    for (let k = 0; k < 200 && core().exports.nd_object_count() > count0; k++) {
       gc!();
       await new Promise((r) => setTimeout(r, 10));
     }
