@@ -147,7 +147,8 @@ function instantiate(module: WebAssembly.Module): Core {
   return current;
 }
 
-async function loadModule(source: WasmSource | undefined): Promise<WebAssembly.Module> {
+/** Compiles the core from any accepted source (exported for tests). */
+export async function loadModule(source: WasmSource | undefined): Promise<WebAssembly.Module> {
   if (source instanceof WebAssembly.Module) return source;
   if (source !== undefined && typeof source !== 'string' && !(source instanceof URL)) {
     return WebAssembly.compile(source);
