@@ -67,7 +67,7 @@ async function latent(ctx: DemoContext): Promise<DemoResult> {
     log: (line) => process.stderr.write(line + '\n'), progress: ctx.progress,
   });
   writeFileSync(path.join(ctx.out, 'latent-fig8.svg'), r.svg);
-  const { svg: _svg, ...metrics } = r;
+  const { svg: _svg, models: _models, ...metrics } = r;
   const f = (v: number[]) => v.map((x) => x.toFixed(4)).join(' / ');
   return {
     name: 'latent', title: 'Latent ODE on irregularly sampled spirals (Table 2)', metrics,

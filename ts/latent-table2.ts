@@ -32,6 +32,8 @@ export interface Table2Result {
   paper: { rnn: number[]; latentODE: number[] };
   peerTorchdiffeq: { rnn: number[]; latentODE: number[] };
   svg: string;
+  /** The trained models (toJSON), for re-evaluation. */
+  models: { latentODE: object; rnn: object };
 }
 
 /** Test inputs with n random observations among the first 100 points of each test window. */
@@ -129,6 +131,7 @@ export async function runTable2(o: Table2Options): Promise<Table2Result> {
       paper: { rnn: [0.3937, 0.3202, 0.1813], latentODE: [0.1642, 0.1502, 0.1346] },
       peerTorchdiffeq: { rnn: [0.498, 0.472, 0.437], latentODE: [0.247, 0.211, 0.199] },
       svg,
+      models: { latentODE: latent.toJSON(), rnn: rnn.toJSON() },
     };
   } finally {
     latent.dispose();

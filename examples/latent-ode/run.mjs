@@ -29,7 +29,8 @@ const r = await runTable2({
 });
 mkdirSync(values.out, { recursive: true });
 writeFileSync(path.join(values.out, 'fig8-spirals.svg'), r.svg);
-const { svg, ...rest } = r;
+const { svg, models, ...rest } = r;
+writeFileSync(path.join(values.out, 'models.json'), JSON.stringify(models));
 writeFileSync(path.join(values.out, 'table2.json'), JSON.stringify(rest, null, 1));
 const row = (name, v) => `${name.padEnd(28)}${v.map((x) => x.toFixed(4).padStart(9)).join('')}`;
 console.log(`Table 2, predictive RMSE on 100 held-out spirals (extrapolation, 100 points)`);
