@@ -7,3 +7,5 @@ export { nn, VectorField, fnv1a, paramDigest, ACTIVATIONS, type Activation, type
 export { optim, Optimizer } from './optim.js';
 export { fitLoop, shardRanges, sumInOrder, random, lossAndGrad, yieldToEventLoop, type FitOptions, type History, type Progress, type StepResult, type Checkpoint } from './train.js';
 export { fitTrajectory, type TrajectoryData, type TrajectoryFitOptions } from './trajectory.js';
+export { LatentODE, RNNBaseline, packSeries, type TimeSeriesBatch, type LatentODEOptions, type LatentFitOptions, type RNNBaselineOptions, type Encoder } from './latent.js';
+export { spirals, datasets, type SpiralsOptions, type Spirals } from './spirals.js';

@@ -41,6 +41,23 @@ export interface CoreExports {
     ts: number, nts: number, opts: number, atol: number, natol: number,
     grid: number, ngrid: number, out: number, stats: number,
   ): number;
+  nd_latent_create(dtype: number, cfg: number, seedLo: number, seedHi: number, handleOut: number): number;
+  nd_rnn_create(dtype: number, obsDim: number, hidden: number, seedLo: number, seedHi: number, handleOut: number): number;
+  nd_latent_info(handle: number, out: number): void;
+  nd_latent_elbo(
+    handle: number, batch: number, slots: number, times: number, values: number, mask: number, emask: number, rows: number,
+    seedLo: number, seedHi: number, iteration: number, keepMin: number, keepMax: number, t0: number, sopts: number, grad: number, np: number, stats: number,
+  ): number;
+  nd_latent_predict(
+    handle: number, batch: number, slots: number, times: number, values: number, mask: number, ts: number, nts: number,
+    samples: number, seedLo: number, seedHi: number, t0: number, sopts: number, out: number, stats: number,
+  ): number;
+  nd_rnn_loss(handle: number, batch: number, slots: number, times: number, values: number, mask: number, grad: number, np: number, loss: number): number;
+  nd_rnn_predict(handle: number, batch: number, slots: number, times: number, values: number, mask: number, ts: number, nts: number, out: number): number;
+  nd_spirals(
+    n: number, ntotal: number, nsample: number, nextra: number, noise: number, seedLo: number, seedHi: number,
+    obsTimes: number, obsValues: number, truthTimes: number, truthValues: number, starts: number, clockwise: number,
+  ): number;
   [name: string]: unknown;
 }
 

@@ -54,6 +54,10 @@ pub enum Object {
     Field32(NetField<f32>),
     Optim64(Optimizer<f64>),
     Optim32(Optimizer<f32>),
+    Latent64(crate::latent::LatentOde<f64>),
+    Latent32(crate::latent::LatentOde<f32>),
+    Rnn64(crate::latent::rnn::RnnBaseline<f64>),
+    Rnn32(crate::latent::rnn::RnnBaseline<f32>),
 }
 
 thread_local! {
@@ -105,7 +109,7 @@ fn set_error(e: &Error) {
     });
 }
 
-fn status(r: Result<()>) -> i32 {
+pub(crate) fn status(r: Result<()>) -> i32 {
     match r {
         Ok(()) => OK,
         Err(e) if e.code == Code::CallbackError => CALLBACK_THREW,
@@ -282,11 +286,11 @@ fn opt(v: f64) -> Option<f64> {
     if v.is_nan() { None } else { Some(v) }
 }
 
-unsafe fn slice<'a, T>(p: *const T, n: u32) -> &'a [T] {
+pub(crate) unsafe fn slice<'a, T>(p: *const T, n: u32) -> &'a [T] {
     if n == 0 { &[] } else { core::slice::from_raw_parts(p, n as usize) }
 }
 
-unsafe fn slice_mut<'a, T>(p: *mut T, n: usize) -> &'a mut [T] {
+pub(crate) unsafe fn slice_mut<'a, T>(p: *mut T, n: usize) -> &'a mut [T] {
     if n == 0 { &mut [] } else { core::slice::from_raw_parts_mut(p, n) }
 }
 
