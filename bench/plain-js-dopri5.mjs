@@ -30,7 +30,8 @@ export function dopri5(f, y0, ts, rtol = 1e-7, atol = 1e-9) {
   const d2 = rms(tmp, y) / h0;
   let h = Math.min(100 * h0, d1 <= 1e-15 && d2 <= 1e-15 ? Math.max(1e-6, h0 * 1e-3) : Math.pow(0.01 / Math.max(d1, d2), 1 / 5));
   let tPrev = t, idx = 1;
-  for (;;) {
+  // outputs inside the last accepted step [tPrev, t]: Shampine's quartic through y_mid
+  const emit = () => {
     while (idx < ts.length && ts[idx] <= t) {
       const th = (ts[idx] - tPrev) / (t - tPrev), hh = t - tPrev;
       for (let i = 0; i < n; i++) {
@@ -43,7 +44,8 @@ export function dopri5(f, y0, ts, rtol = 1e-7, atol = 1e-9) {
       }
       idx++;
     }
-    if (idx === ts.length) break;
+  };
+  while (idx < ts.length) {
     for (let s = 1; s < 7; s++) {
       for (let i = 0; i < n; i++) { let acc = y[i]; for (let j = 0; j < s; j++) acc += h * A[s][j] * k[j][i]; yn[i] = acc; }
       ev(C[s] === 1 ? t + h : t + C[s] * h, yn, k[s]);
@@ -57,22 +59,9 @@ export function dopri5(f, y0, ts, rtol = 1e-7, atol = 1e-9) {
     if (ratio <= 1) {
       const sw = yp; yp = y; y = yn; yn = sw;
       tPrev = t; t = t + h;
-      // FSAL: k6 = f(t, y) becomes k0 after outputs are emitted
-      const factor = ratio === 0 ? 10 : Math.min(10, Math.max(0.9 / Math.pow(ratio, 1 / 5), 1));
-      while (idx < ts.length && ts[idx] <= t) {
-        const th = (ts[idx] - tPrev) / (t - tPrev), hh = t - tPrev;
-        for (let i = 0; i < n; i++) {
-          let m = 0; for (let j = 0; j < 7; j++) m += MID[j] * k[j][i];
-          const ym = yp[i] + hh * m, f0 = k[0][i], f1 = k[6][i], a0 = yp[i], a1 = y[i];
-          const a = 2 * hh * (f1 - f0) - 8 * (a1 + a0) + 16 * ym;
-          const b = hh * (5 * f0 - 3 * f1) + 18 * a0 + 14 * a1 - 32 * ym;
-          const c = hh * (f1 - 4 * f0) - 11 * a0 - 5 * a1 + 16 * ym;
-          out[idx * n + i] = a0 + th * (hh * f0 + th * (c + th * (b + th * a)));
-        }
-        idx++;
-      }
-      k[0].set(k[6]);
-      h = h * factor;
+      emit();
+      k[0].set(k[6]); // FSAL
+      h = h * (ratio === 0 ? 10 : Math.min(10, Math.max(0.9 / Math.pow(ratio, 1 / 5), 1)));
     } else {
       h = h * Math.min(10, Math.max(0.9 / Math.pow(ratio, 1 / 5), 0.2));
     }

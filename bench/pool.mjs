@@ -2,7 +2,7 @@
 // pool), the round trip of a tiny call, and 1 MiB buffers copied vs transferred. Runs of the
 // two pool sizes are interleaved so that the shared machine's noise hits both alike; every
 // training run must end on the same parameter bits (checked, reported as sameBits).
-import { nn, odeint, fitTrajectory, random, WorkerPool } from '../dist/index.js';
+import { nn, odeint, fitTrajectory, WorkerPool } from '../dist/index.js';
 import os from 'node:os';
 import { summarize, round } from './stats.mjs';
 
@@ -22,11 +22,8 @@ export function trainingWorkloads() {
       shardSize: 64,
       make(seed) {
         y ??= odeint((_t, v, dy) => { const a = v[0] * v[0] * v[0], b = v[1] * v[1] * v[1]; dy[0] = a * A[0][0] + b * A[1][0]; dy[1] = a * A[0][1] + b * A[1][1]; }, [2, 0], t).ys;
-        const field = nn.mlp({ dims: [2, 50, 2], activation: 'tanh', inputCube: true, seed });
         // ode_demo's init: weights ~ N(0, 0.1²), biases 0
-        const normal = random('normal', field.numParams, { seed, stream: 1e9 });
-        const p = field.params;
-        for (let i = 0; i < p.length; i++) p[i] = (i >= 100 && i < 150) || i >= 250 ? 0 : 0.1 * normal[i];
+        const field = nn.mlp({ dims: [2, 50, 2], activation: 'tanh', inputCube: true, seed, initStd: 0.1 });
         return field;
       },
       fit(field, iterations, pool, onIteration) {

@@ -9,6 +9,7 @@ import { init } from '../dist/index.js';
 import { runPlain, runSpiralHeadline } from './plain.mjs';
 import { runPoolBench } from './pool.mjs';
 import { table } from './stats.mjs';
+import { runLatent } from './latent.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -41,6 +42,12 @@ export async function runBench(argv = process.argv.slice(2)) {
     results.sections.plain = rows;
     log('\n== plain ODEs (JavaScript right-hand side)');
     log(table(rows, ['problem', 'method', 'tol', 'dtype', 'nfe', 'torchdiffeqNfe', 'finalErr', 'medianMs', 'minMs', 'maxMs', 'torchdiffeqMs', 'speedupVsTorchdiffeqRef']));
+  }
+  if (want('latent')) {
+    const rows = await runLatent({ peer, quick: values.quick });
+    results.sections.latent = rows;
+    log('\n== latent ODE training iteration (1000 spirals x 100 obs, latent 4, hidden 20, GRU 25, backprop; target >= 5x torchdiffeq)');
+    log(table(rows, ['model', 'dtype', 'medianMs', 'minMs', 'maxMs', 'reps', 'nfeForward', 'nfeBackward', 'torchdiffeqMs', 'torchdiffeqNfe', 'speedupVsTorchdiffeq']));
   }
   if (want('pool')) {
     log('\n== worker pool: data-parallel training, round trip, 1 MiB copy vs transfer');

@@ -4,7 +4,7 @@
 // Workers run built JS, so this file imports dist/ (make test builds first).
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { init, nn, odeint, fitTrajectory, NeurodeError, WorkerPool, type History } from '../dist/index.js';
+import { init, nn, odeint, fitTrajectory, spirals, LatentODE, NeurodeError, WorkerPool, type History } from '../dist/index.js';
 
 interface RunOptions { pool?: WorkerPool; iterations?: number; onProgress?: (p: { iteration: number }) => void; signal?: AbortSignal }
 interface Result { digest: string; history: History }
@@ -14,7 +14,7 @@ interface Result { digest: string; history: History }
  * parameters (the same computation's digest from the native cargo test). Adding a model's
  * determinism test is adding an entry here.
  */
-interface Case { name: string; golden: string; iterations: number; run(o: RunOptions): Promise<Result> }
+interface Case { name: string; golden?: string; iterations: number; run(o: RunOptions): Promise<Result> }
 
 let spiral: { t: number[]; y: Float64Array };
 
@@ -34,6 +34,21 @@ const CASES: Case[] = [
         return { digest: field.digest(), history };
       } finally {
         field.dispose();
+      }
+    },
+  },
+  {
+    // paper Section 5 on the bidirectional spirals, tiny; no native twin yet (golden to add)
+    name: 'latent ODE',
+    iterations: 3,
+    async run(o) {
+      const data = spirals({ n: 12, ntotal: 60, nsample: 20, seed: 1 }).observed;
+      const m = new LatentODE({ obsDim: 2, latentDim: 2, hidden: 8, rnnHidden: 6, seed: 1 });
+      try {
+        const history = await m.fit(data, { iterations: o.iterations ?? 3, batchSize: 8, shardSize: 2, seed: 4, pool: o.pool, onProgress: o.onProgress, signal: o.signal });
+        return { digest: m.digest(), history };
+      } finally {
+        m.dispose();
       }
     },
   },
@@ -65,7 +80,7 @@ describe.each(CASES)('determinism: $name', (c) => {
     expect(local.history.loss).toHaveLength(c.iterations);
     // training works: the last loss is below the first
     expect(local.history.loss.at(-1)!).toBeLessThan(local.history.loss[0]!);
-    expect(local.digest).toBe(c.golden);
+    if (c.golden !== undefined) expect(local.digest).toBe(c.golden);
     expect((await c.run({})).digest).toBe(local.digest);
     for (const size of [1, 2, 4]) {
       const r = await c.run({ pool: pools.get(size)! });
@@ -89,7 +104,7 @@ describe.each(CASES)('determinism: $name', (c) => {
     expect(after.crashes - before.crashes).toBe(1);
     expect(after.retries - before.retries).toBe(1);
     expect(after.workersStarted - before.workersStarted).toBe(1);
-    expect(r.digest).toBe(c.golden);
+    expect(r.digest).toBe((await c.run({})).digest);
   });
 
   it('AbortSignal with a pool stops after the current iteration with the history so far', async () => {

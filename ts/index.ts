@@ -5,6 +5,8 @@ export { odeint, METHODS, ADAPTIVE_METHODS, type Rhs, type SolveOptions, type So
 export { odeintWithGrad, GRAD_MODES, type GradMode, type GradOptions, type Grads, type GradSolution, type Vjp, type VjpPair } from './grad.js';
 export { nn, VectorField, fnv1a, paramDigest, ACTIVATIONS, type Activation, type Layer, type MlpOptions, type VectorFieldJSON } from './nn.js';
 export { optim, Optimizer } from './optim.js';
-export { fitLoop, shardRanges, sumInOrder, random, lossAndGrad, yieldToEventLoop, computeShards, combineShards, registerShardKernel, type ShardJob, type ShardResult, type ShardRunner, type FitOptions, type History, type Progress, type StepResult } from './train.js';
+export { fitLoop, shardRanges, sumInOrder, random, lossAndGrad, yieldToEventLoop, computeShards, combineShards, registerShardKernel, type ShardJob, type ShardResult, type ShardRunner, type FitOptions, type History, type Progress, type StepResult, type Checkpoint } from './train.js';
 export { fitTrajectory, type TrajectoryData, type TrajectoryFitOptions } from './trajectory.js';
+export { LatentODE, RNNBaseline, packSeries, type TimeSeriesBatch, type LatentODEOptions, type LatentFitOptions, type RNNBaselineOptions, type Encoder } from './latent.js';
+export { spirals, datasets, type SpiralsOptions, type Spirals } from './spirals.js';
 export { WorkerPool, type PoolOptions, type PoolStats } from './pool.js';

@@ -84,7 +84,7 @@ export class VectorField implements CoreField {
   private view: Float64Array | Float32Array | null = null;
 
   /** Use nn.mlp / nn.sequential / nn.fromJSON. */
-  constructor(layers: Layer[], o: { seed?: number; dtype?: Dtype; params?: ArrayLike<number> } = {}) {
+  constructor(layers: Layer[], o: { seed?: number; dtype?: Dtype; params?: ArrayLike<number>; initStd?: number } = {}) {
     const x = core().exports;
     const dtype = oneOf('dtype', o.dtype ?? 'float64', ['float64', 'float32'] as const);
     const seed = o.seed ?? 0;
@@ -96,7 +96,9 @@ export class VectorField implements CoreField {
       const cp = s.alloc(code.byteLength);
       new Uint32Array(x.memory.buffer, cp, code.length).set(code);
       const hp = s.alloc(4);
-      callCore((c) => c.nd_field_create(dtype === 'float32' ? 1 : 0, cp, code.length / 3, seed % 2 ** 32, Math.floor(seed / 2 ** 32), hp));
+      const initStd = o.initStd ?? 0;
+      if (typeof initStd !== 'number' || !(initStd >= 0) || !Number.isFinite(initStd)) throw invalid('initStd', 'must be a finite number >= 0');
+      callCore((c) => c.nd_field_create(dtype === 'float32' ? 1 : 0, cp, code.length / 3, seed % 2 ** 32, Math.floor(seed / 2 ** 32), initStd, hp));
       handle = new Uint32Array(x.memory.buffer, hp, 1)[0]!;
       const info = s.alloc(32);
       x.nd_field_info(handle, info);
@@ -202,6 +204,8 @@ export interface MlpOptions {
   inputCube?: boolean;
   seed?: number;
   dtype?: Dtype;
+  /** Weights ~ N(0, initStd²) and biases 0 (torchdiffeq's ode_demo); default PyTorch's uniform init. */
+  initStd?: number;
 }
 
 function mlpLayers(o: MlpOptions): Layer[] {
@@ -224,10 +228,10 @@ function mlpLayers(o: MlpOptions): Layer[] {
 export const nn = {
   /** A multilayer perceptron field (PyTorch parameter layout; see API.md §3). */
   mlp(o: MlpOptions): VectorField {
-    return new VectorField(mlpLayers(o), { seed: o?.seed, dtype: o?.dtype });
+    return new VectorField(mlpLayers(o), { seed: o?.seed, dtype: o?.dtype, initStd: o?.initStd });
   },
   /** A field from a list of layers (nn.linear(i, o), nn.tanh(), …). */
-  sequential(layers: Layer[], o: { seed?: number; dtype?: Dtype } = {}): VectorField {
+  sequential(layers: Layer[], o: { seed?: number; dtype?: Dtype; initStd?: number } = {}): VectorField {
     return new VectorField(layers, o);
   },
   linear: (i: number, o: number): Layer => ({ kind: 'linear', in: i, out: o }),

@@ -27,6 +27,31 @@ export interface FitOptions {
   pool?: unknown;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
+  /** Calls `save` with a Checkpoint every `every` iterations (and when training stops early). */
+  checkpoint?: { every: number; save: (c: Checkpoint) => void | Promise<void> };
+  /** Continues from a checkpoint: the result has the same bits as an uninterrupted run. */
+  resume?: Checkpoint;
+}
+
+/**
+ * Everything needed to continue training exactly: parameters, optimiser state and the iteration
+ * count (random numbers are counter-based, keyed by seed and iteration, so no generator state).
+ */
+export interface Checkpoint {
+  format: 'neurode.checkpoint';
+  version: 1;
+  /** Iterations completed. */
+  iteration: number;
+  params: number[];
+  optimizer: number[];
+  history: { loss: number[]; nfeForward: number[]; nfeBackward: number[] };
+}
+
+/** How fitLoop reads and restores a model's training state. */
+export interface TrainState {
+  params(): Float64Array | Float32Array;
+  optimizerState(): Float64Array;
+  restore(params: ArrayLike<number>, optimizer: ArrayLike<number>): void;
 }
 
 export interface History {
@@ -72,12 +97,37 @@ export function fitOptions(o: unknown): FitOptions {
  * Runs `iterations` steps. `step(i)` performs iteration i (forward, backward, optimiser update)
  * and returns its figures. Stops after the current iteration when `signal` aborts.
  */
-export async function fitLoop(o: FitOptions, iterations: number, itersPerEpoch: number, step: (iteration: number) => Promise<StepResult> | StepResult): Promise<History> {
+export async function fitLoop(o: FitOptions, iterations: number, itersPerEpoch: number, step: (iteration: number) => Promise<StepResult> | StepResult, state?: TrainState): Promise<History> {
   const h: History = { loss: [], nfeForward: [], nfeBackward: [] };
   const t0 = Date.now();
-  for (let it = 0; it < iterations; it++) {
+  let first = 0;
+  if (o.resume !== undefined) {
+    if (!state) throw invalid('resume', 'this model cannot resume from checkpoints');
+    const c = o.resume;
+    if (c?.format !== 'neurode.checkpoint' || c.version !== 1 || !Number.isInteger(c.iteration) || c.iteration < 0) throw invalid('resume', 'is not a neurode checkpoint (format/version/iteration)');
+    state.restore(c.params, c.optimizer);
+    first = c.iteration;
+    h.loss.push(...c.history.loss);
+    h.nfeForward.push(...c.history.nfeForward);
+    h.nfeBackward.push(...c.history.nfeBackward);
+  }
+  if (o.checkpoint !== undefined) {
+    if (!state) throw invalid('checkpoint', 'this model cannot write checkpoints');
+    positiveInteger('checkpoint.every', o.checkpoint.every);
+    if (typeof o.checkpoint.save !== 'function') throw invalid('checkpoint.save', 'must be a function');
+  }
+  const save = async (iteration: number) => {
+    if (!o.checkpoint || !state) return;
+    await o.checkpoint.save({
+      format: 'neurode.checkpoint', version: 1, iteration,
+      params: Array.from(state.params()), optimizer: Array.from(state.optimizerState()),
+      history: { loss: h.loss.slice(), nfeForward: h.nfeForward.slice(), nfeBackward: h.nfeBackward.slice() },
+    });
+  };
+  for (let it = first; it < iterations; it++) {
     if (o.signal?.aborted) {
       h.aborted = true;
+      if (it > first) await save(it);
       break;
     }
     const r = await step(it);
@@ -86,6 +136,7 @@ export async function fitLoop(o: FitOptions, iterations: number, itersPerEpoch: 
     h.nfeBackward.push(r.nfeBackward);
     for (const [k, v] of Object.entries(r.extra ?? {})) ((h.extra ??= {})[k] ??= []).push(v);
     o.onProgress?.({ iteration: it + 1, epoch: Math.floor(it / itersPerEpoch) + 1, loss: r.loss, nfeForward: r.nfeForward, nfeBackward: r.nfeBackward, elapsedMs: Date.now() - t0, ...(r.extra ?? {}) });
+    if (o.checkpoint && (it + 1) % o.checkpoint.every === 0) await save(it + 1);
     await yieldToEventLoop();
   }
   return h;

@@ -93,6 +93,10 @@ export async function fitTrajectory(field: VectorField, data: TrajectoryData, op
       const r = combineShards(await computeShards(jobs, field, o.pool), field.numParams);
       opt.step(r.grad);
       return r;
+    }, {
+      params: () => field.params,
+      optimizerState: () => opt.state,
+      restore: (params, state) => { field.params.set(params); opt.state = state; },
     });
   } finally {
     opt.dispose();

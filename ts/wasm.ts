@@ -23,7 +23,7 @@ export interface CoreExports {
   nd_sum_into(dst: number, src: number, n: number, scale: number): void;
   nd_rng_fill(kind: number, seedLo: number, seedHi: number, stream: number, start: number, n: number, range: number, out: number): number;
   nd_loss(kind: number, dtype: number, pred: number, target: number, n: number, grad: number, out: number): number;
-  nd_field_create(dtype: number, code: number, nlayers: number, seedLo: number, seedHi: number, handleOut: number): number;
+  nd_field_create(dtype: number, code: number, nlayers: number, seedLo: number, seedHi: number, initStd: number, handleOut: number): number;
   nd_field_info(handle: number, out: number): void;
   nd_field_params(handle: number): number;
   nd_field_eval(handle: number, t: number, y: number, n: number, out: number): number;
@@ -40,6 +40,23 @@ export interface CoreExports {
     dtype: number, field: number, method: number, y0: number, n: number, dim: number,
     ts: number, nts: number, opts: number, atol: number, natol: number,
     grid: number, ngrid: number, out: number, stats: number,
+  ): number;
+  nd_latent_create(dtype: number, cfg: number, seedLo: number, seedHi: number, handleOut: number): number;
+  nd_rnn_create(dtype: number, obsDim: number, hidden: number, seedLo: number, seedHi: number, handleOut: number): number;
+  nd_latent_info(handle: number, out: number): void;
+  nd_latent_elbo(
+    handle: number, batch: number, slots: number, times: number, values: number, mask: number, emask: number, rows: number,
+    seedLo: number, seedHi: number, iteration: number, keepMin: number, keepMax: number, t0: number, sopts: number, grad: number, np: number, stats: number,
+  ): number;
+  nd_latent_predict(
+    handle: number, batch: number, slots: number, times: number, values: number, mask: number, ts: number, nts: number,
+    samples: number, seedLo: number, seedHi: number, t0: number, sopts: number, out: number, stats: number,
+  ): number;
+  nd_rnn_loss(handle: number, batch: number, slots: number, times: number, values: number, mask: number, grad: number, np: number, loss: number): number;
+  nd_rnn_predict(handle: number, batch: number, slots: number, times: number, values: number, mask: number, ts: number, nts: number, out: number): number;
+  nd_spirals(
+    n: number, ntotal: number, nsample: number, nextra: number, noise: number, seedLo: number, seedHi: number,
+    obsTimes: number, obsValues: number, truthTimes: number, truthValues: number, starts: number, clockwise: number,
   ): number;
   [name: string]: unknown;
 }
@@ -147,7 +164,8 @@ function instantiate(module: WebAssembly.Module): Core {
   return current;
 }
 
-async function loadModule(source: WasmSource | undefined): Promise<WebAssembly.Module> {
+/** Compiles the core from any accepted source (exported for tests). */
+export async function loadModule(source: WasmSource | undefined): Promise<WebAssembly.Module> {
   if (source instanceof WebAssembly.Module) return source;
   if (source !== undefined && typeof source !== 'string' && !(source instanceof URL)) {
     return WebAssembly.compile(source);

@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { init, nn, odeint, fitTrajectory, random } from '../../dist/index.js';
+import { init, nn, odeint, fitTrajectory } from '../../dist/index.js';
 
 const { values } = parseArgs({ options: {
   iterations: { type: 'string', default: '2000' },
@@ -20,11 +20,8 @@ const spiral = (_t, y, dy) => { const a = y[0] ** 3, b = y[1] ** 3; dy[0] = a * 
 const t = Array.from({ length: 1000 }, (_, i) => (25 * i) / 999);
 const truth = odeint(spiral, [2, 0], t).ys;
 
-const field = nn.mlp({ dims: [2, 50, 2], activation: 'tanh', inputCube: true, seed: Number(values.seed) });
-// ode_demo.py initialises weights ~ N(0, 0.1²) and biases to 0 (layout W1[50][2], b1[50], W2[2][50], b2[2])
-const normal = random('normal', field.numParams, { seed: Number(values.seed), stream: 1e9 });
-const p = field.params;
-for (let i = 0; i < p.length; i++) p[i] = (i >= 100 && i < 150) || i >= 250 ? 0 : 0.1 * normal[i];
+// ode_demo.py initialises weights ~ N(0, 0.1²) and biases to 0
+const field = nn.mlp({ dims: [2, 50, 2], activation: 'tanh', inputCube: true, seed: Number(values.seed), initStd: 0.1 });
 const iterations = Number(values.iterations);
 const t0 = performance.now();
 const history = await fitTrajectory(field, { t, y: truth }, {

@@ -2,7 +2,7 @@
 //   { name, train({ iterations, seed, pool, signal, onProgress }) → History, draw(ctx, w, h), score(), digest(), dispose() }
 // Plain JavaScript on the package's public API: the browser page and the Node test
 // (test/browser.test.ts, which checks the page's digest against Node's) import this same file.
-import { nn, odeint, fitTrajectory, random } from '../../dist/index.js';
+import { nn, odeint, fitTrajectory } from '../../dist/index.js';
 
 /** Training settings of the page; URL parameters override them (see main.js). */
 export const DEFAULTS = { model: 'spiral', seed: 0, iterations: 300, batchTime: 10, batchSize: 20, shardSize: 5, lr: 1e-3 };
@@ -20,11 +20,8 @@ export function spiralModel(o = {}) {
     dy[0] = a * A[0][0] + b * A[1][0];
     dy[1] = a * A[0][1] + b * A[1][1];
   }, [2, 0], t).ys;
-  const field = nn.mlp({ dims: [2, 50, 2], activation: 'tanh', inputCube: true, seed: c.seed });
-  // ode_demo's initialisation: weights ~ N(0, 0.1²), biases 0 (layout W1[50][2], b1[50], W2[2][50], b2[2])
-  const normal = random('normal', field.numParams, { seed: c.seed, stream: 1e9 });
-  const p = field.params;
-  for (let i = 0; i < p.length; i++) p[i] = (i >= 100 && i < 150) || i >= 250 ? 0 : 0.1 * normal[i];
+  // ode_demo's initialisation: weights ~ N(0, 0.1²), biases 0 (drawn in the core from the seed)
+  const field = nn.mlp({ dims: [2, 50, 2], activation: 'tanh', inputCube: true, seed: c.seed, initStd: 0.1 });
   return {
     name: 'spiral ODE (torchdiffeq ode_demo)',
     train: ({ iterations, seed = c.seed, pool, signal, onProgress }) => fitTrajectory(field, { t, y }, {

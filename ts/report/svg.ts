@@ -11,11 +11,11 @@ export interface Series {
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'];
 
-function extent(values: ArrayLike<number>[]): [number, number] {
+function extent(values: ArrayLike<number>[], padding = 0.05): [number, number] {
   let lo = Infinity, hi = -Infinity;
-  for (const v of values) for (let i = 0; i < v.length; i++) { const x = v[i]!; if (x < lo) lo = x; if (x > hi) hi = x; }
+  for (const v of values) for (let i = 0; i < v.length; i++) { const x = v[i]!; if (Number.isFinite(x)) { if (x < lo) lo = x; if (x > hi) hi = x; } }
   if (!(hi > lo)) { lo -= 1; hi += 1; }
-  const pad = (hi - lo) * 0.05;
+  const pad = (hi - lo) * padding;
   return [lo - pad, hi + pad];
 }
 
@@ -26,7 +26,7 @@ const fmt = (v: number) => (Math.abs(v) >= 1000 || (Math.abs(v) < 0.01 && v !== 
 export function linePlot(series: Series[], o: { title: string; xlabel?: string; ylabel?: string; width?: number; height?: number; equal?: boolean; logY?: boolean }): string {
   const W = o.width ?? 520, H = o.height ?? 420, L = 60, R = 20, T = 36, B = 48;
   const ys = series.map((s) => (o.logY ? Array.from(s.y, (v) => Math.log10(v)) : s.y));
-  let [x0, x1] = extent(series.map((s) => s.x));
+  let [x0, x1] = extent(series.map((s) => s.x), o.equal ? 0.05 : 0);
   let [y0, y1] = extent(ys);
   if (o.equal) {
     const span = Math.max(x1 - x0, y1 - y0);
@@ -41,9 +41,16 @@ export function linePlot(series: Series[], o: { title: string; xlabel?: string; 
   parts.push(`<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${esc(o.title)}</text>`);
   parts.push(`<rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="none" stroke="#888"/>`);
   for (let i = 0; i <= 4; i++) {
-    const xv = x0 + ((x1 - x0) * i) / 4, yv = y0 + ((y1 - y0) * i) / 4;
+    const xv = x0 + ((x1 - x0) * i) / 4;
     parts.push(`<text x="${px(xv)}" y="${H - B + 16}" text-anchor="middle">${fmt(xv)}</text>`);
-    parts.push(`<text x="${L - 6}" y="${py(yv) + 4}" text-anchor="end">${o.logY ? '1e' + fmt(yv) : fmt(yv)}</text>`);
+  }
+  // y ticks: decades on a log axis, five even steps otherwise
+  const yticks: number[] = [];
+  if (o.logY) for (let d = Math.ceil(y0); d <= Math.floor(y1); d++) yticks.push(d);
+  if (yticks.length < 2) for (let i = 0; i <= 4; i++) yticks.push(y0 + ((y1 - y0) * i) / 4);
+  for (const yv of yticks) {
+    parts.push(`<text x="${L - 6}" y="${py(yv) + 4}" text-anchor="end">${o.logY ? (Number.isInteger(yv) ? '1e' + yv : fmt(10 ** yv)) : fmt(yv)}</text>`);
+    parts.push(`<line x1="${L}" x2="${W - R}" y1="${py(yv)}" y2="${py(yv)}" stroke="#eee"/>`);
   }
   if (o.xlabel) parts.push(`<text x="${(L + W - R) / 2}" y="${H - 10}" text-anchor="middle">${esc(o.xlabel)}</text>`);
   if (o.ylabel) parts.push(`<text x="14" y="${(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 14 ${(T + H - B) / 2})">${esc(o.ylabel)}</text>`);
@@ -51,8 +58,9 @@ export function linePlot(series: Series[], o: { title: string; xlabel?: string; 
     const color = s.color ?? PALETTE[k % PALETTE.length]!;
     const yv = ys[k]!;
     if (s.points) {
-      for (let i = 0; i < s.x.length; i++) parts.push(`<circle cx="${px(s.x[i]!).toFixed(1)}" cy="${py(yv[i]!).toFixed(1)}" r="2" fill="${color}"/>`);
-    } else {
+      for (let i = 0; i < s.x.length; i++) parts.push(`<circle cx="${px(s.x[i]!).toFixed(1)}" cy="${py(yv[i]!).toFixed(1)}" r="3.5" fill="${color}"/>`);
+    }
+    if (!s.points || s.x.length < 50) {
       let d = '';
       for (let i = 0; i < s.x.length; i++) d += `${i ? 'L' : 'M'}${px(s.x[i]!).toFixed(1)},${py(yv[i]!).toFixed(1)}`;
       parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="1.5"${s.dashed ? ' stroke-dasharray="5,3"' : ''}/>`);

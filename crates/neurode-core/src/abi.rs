@@ -54,6 +54,10 @@ pub enum Object {
     Field32(NetField<f32>),
     Optim64(Optimizer<f64>),
     Optim32(Optimizer<f32>),
+    Latent64(crate::latent::LatentOde<f64>),
+    Latent32(crate::latent::LatentOde<f32>),
+    Rnn64(crate::latent::rnn::RnnBaseline<f64>),
+    Rnn32(crate::latent::rnn::RnnBaseline<f32>),
 }
 
 thread_local! {
@@ -105,7 +109,7 @@ fn set_error(e: &Error) {
     });
 }
 
-fn status(r: Result<()>) -> i32 {
+pub(crate) fn status(r: Result<()>) -> i32 {
     match r {
         Ok(()) => OK,
         Err(e) if e.code == Code::CallbackError => CALLBACK_THREW,
@@ -258,6 +262,13 @@ impl<R: Real> VjpRhs<R> for JsVjp<R> {
     }
 }
 
+/// Writes (nfe, steps, rejected) as three f64.
+fn write_stats(out: &mut [f64], s: &Stats) {
+    out[0] = s.nfe as f64;
+    out[1] = s.steps as f64;
+    out[2] = s.rejected as f64;
+}
+
 /// Options as TypeScript packs them: an f64 array (NaN = not given).
 const OPT_RTOL: usize = 0;
 const OPT_STEP: usize = 1;
@@ -275,11 +286,11 @@ fn opt(v: f64) -> Option<f64> {
     if v.is_nan() { None } else { Some(v) }
 }
 
-unsafe fn slice<'a, T>(p: *const T, n: u32) -> &'a [T] {
+pub(crate) unsafe fn slice<'a, T>(p: *const T, n: u32) -> &'a [T] {
     if n == 0 { &[] } else { core::slice::from_raw_parts(p, n as usize) }
 }
 
-unsafe fn slice_mut<'a, T>(p: *mut T, n: usize) -> &'a mut [T] {
+pub(crate) unsafe fn slice_mut<'a, T>(p: *mut T, n: usize) -> &'a mut [T] {
     if n == 0 { &mut [] } else { core::slice::from_raw_parts_mut(p, n) }
 }
 
@@ -345,21 +356,14 @@ unsafe fn solve_with<R: Real>(rhs: &mut dyn Rhs<R>, y0: &[R], n: u32, dim: u32, 
         let mut total = Stats::default();
         for (b, s) in rows.iter().enumerate() {
             total.add(s);
-            st[3 * (b + 1)] = s.nfe as f64;
-            st[3 * (b + 1) + 1] = s.steps as f64;
-            st[3 * (b + 1) + 2] = s.rejected as f64;
+            write_stats(&mut st[3 * (b + 1)..], s);
         }
-        st[0] = total.nfe as f64;
-        st[1] = total.steps as f64;
-        st[2] = total.rejected as f64;
+        write_stats(st, &total);
         r
     } else {
         let mut s = Stats::default();
         let r = solver::solve(rhs, y0, ts, &opts, out, &mut s, None);
-        let st = slice_mut(stats, 3);
-        st[0] = s.nfe as f64;
-        st[1] = s.steps as f64;
-        st[2] = s.rejected as f64;
+        write_stats(slice_mut(stats, 3), &s);
         r
     }
 }
@@ -422,10 +426,7 @@ unsafe fn grad_forward_typed<R: Scalar>(field: u32, y0: *const u8, n: u32, ts: &
     let y0 = slice(y0 as *const R, n);
     let tape = with_vjp_field::<R, _>(field, n as usize, js_params, |f| grad::forward(f, y0, ts, &go))?;
     slice_mut(out as *mut R, tape.ys.len()).copy_from_slice(&tape.ys);
-    let st = slice_mut(stats, 3);
-    st[0] = tape.forward_stats.nfe as f64;
-    st[1] = tape.forward_stats.steps as f64;
-    st[2] = tape.forward_stats.rejected as f64;
+    write_stats(slice_mut(stats, 3), &tape.forward_stats);
     Ok(tape)
 }
 
@@ -485,10 +486,7 @@ unsafe fn grad_backward_typed<R: Scalar>(field: u32, tape: Tape<R>, js_params: u
     slice_mut(out_y0, g.y0.len()).copy_from_slice(&g.y0);
     slice_mut(out_p, g.params.len()).copy_from_slice(&g.params);
     slice_mut(out_ts, g.ts.len()).copy_from_slice(&g.ts);
-    let st = slice_mut(stats, 3);
-    st[0] = g.stats.nfe as f64;
-    st[1] = g.stats.steps as f64;
-    st[2] = g.stats.rejected as f64;
+    write_stats(slice_mut(stats, 3), &g.stats);
     Ok(())
 }
 
@@ -522,15 +520,16 @@ pub extern "C" fn nd_tape_bytes(tape: u32) -> f64 {
 // ---------------------------------------------------------------------------------------------
 // Vector fields
 
-/// Creates a field from `[kind, in, out]` u32 triples; parameters initialised from the seed.
+/// Creates a field from `[kind, in, out]` u32 triples; parameters initialised from the seed
+/// (init_std > 0: weights ~ N(0, init_std²), biases 0).
 #[no_mangle]
-pub unsafe extern "C" fn nd_field_create(dtype: u32, code: *const u32, nlayers: u32, seed_lo: u32, seed_hi: u32, handle_out: *mut u32) -> i32 {
+pub unsafe extern "C" fn nd_field_create(dtype: u32, code: *const u32, nlayers: u32, seed_lo: u32, seed_hi: u32, init_std: f64, handle_out: *mut u32) -> i32 {
     let seed = (seed_hi as u64) << 32 | seed_lo as u64;
     let r = (|| {
         let specs = decode_specs(slice(code, nlayers.saturating_mul(3)))?;
         let obj = match dtype {
-            0 => Object::Field64(NetField::new(&specs, seed)?),
-            1 => Object::Field32(NetField::new(&specs, seed)?),
+            0 => Object::Field64(NetField::new(&specs, seed, init_std)?),
+            1 => Object::Field32(NetField::new(&specs, seed, init_std)?),
             _ => return Err(Error::invalid(format!("dtype: unknown code {}", dtype))),
         };
         *handle_out = insert(obj);

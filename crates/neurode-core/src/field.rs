@@ -7,6 +7,9 @@ use crate::nn::{LayerSpec, Net};
 use crate::solver::Rhs;
 use crate::tensor::Scalar;
 
+/// Random stream of the normal initialisation (PyTorch-style init uses its own streams).
+const INIT_STREAM: u64 = 0x1_4e17;
+
 /// A `Net` with its parameters and a workspace sized for the largest batch seen so far (it
 /// grows once per new batch size, never inside a solve's step loop after the first evaluation).
 pub struct NetField<R: Scalar> {
@@ -16,14 +19,38 @@ pub struct NetField<R: Scalar> {
 }
 
 impl<R: Scalar> NetField<R> {
-    pub fn new(specs: &[LayerSpec], seed: u64) -> Result<Self> {
+    /// Parameters from the seed: PyTorch's default uniform init, or with `normal_std > 0`
+    /// weights ~ N(0, normal_std²) and biases 0 (torchdiffeq's ode_demo initialisation).
+    pub fn new(specs: &[LayerSpec], seed: u64, normal_std: f64) -> Result<Self> {
         let net = Net::<R>::new(specs)?;
         if net.dim_in() != net.dim_out() {
             return Err(Error::invalid(format!("layers: a vector field maps R^d to R^d, these map {} to {}", net.dim_in(), net.dim_out())));
         }
+        if !(normal_std >= 0.0) || !normal_std.is_finite() {
+            return Err(Error::invalid("initStd: must be a finite number >= 0"));
+        }
         let mut params = vec![R::ZERO; net.num_params()];
         net.init_params(seed, &mut params)?;
-        Ok(NetField { params, net, ws: Vec::new() })
+        let mut f = NetField { params, net, ws: Vec::new() };
+        if normal_std > 0.0 {
+            let mut k = 0;
+            for spec in f.net.specs() {
+                // tensors in layout order, and whether each is a weight (else a bias: zero)
+                let tensors: &[(usize, bool)] = &match *spec {
+                    LayerSpec::Linear { d_in, d_out } => [(d_in * d_out, true), (d_out, false), (0, false), (0, false), (0, false)],
+                    LayerSpec::ConcatLinear { d_in, d_out } => [((d_in + 1) * d_out, true), (d_out, false), (0, false), (0, false), (0, false)],
+                    LayerSpec::ConcatSquash { d_in, d_out } => [(d_in * d_out, true), (d_out, false), (d_out, true), (d_out, true), (d_out, false)],
+                    LayerSpec::Act { .. } => [(0, false); 5],
+                };
+                for &(len, weight) in tensors {
+                    for p in &mut f.params[k..k + len] {
+                        *p = if weight { R::from_f64(normal_std * crate::rng::normal_f64(seed, INIT_STREAM, k as u64)) } else { R::ZERO };
+                        k += 1;
+                    }
+                }
+            }
+        }
+        Ok(f)
     }
 
     pub fn dim(&self) -> usize {
@@ -57,6 +84,23 @@ impl<R: Scalar> Rhs<R> for NetField<R> {
 impl<R: Scalar> VjpRhs<R> for NetField<R> {
     fn num_params(&self) -> usize {
         self.params.len()
+    }
+    fn param_groups(&self) -> Vec<(usize, usize)> {
+        let mut groups = Vec::new();
+        let mut off = 0;
+        for spec in self.net.specs() {
+            let sizes: &[usize] = &match *spec {
+                LayerSpec::Linear { d_in, d_out } => [d_in * d_out, d_out, 0, 0, 0],
+                LayerSpec::ConcatLinear { d_in, d_out } => [(d_in + 1) * d_out, d_out, 0, 0, 0],
+                LayerSpec::ConcatSquash { d_in, d_out } => [d_in * d_out, d_out, d_out, d_out, d_out],
+                LayerSpec::Act { .. } => [0; 5],
+            };
+            for &len in sizes.iter().filter(|&&l| l > 0) {
+                groups.push((off, len));
+                off += len;
+            }
+        }
+        groups
     }
     fn vjp(&mut self, t: f64, y: &[R], a: &[R], out_f: Option<&mut [R]>, out_y: &mut [R], out_p: &mut [R]) -> Result<f64> {
         let b = self.batch(y.len())?;

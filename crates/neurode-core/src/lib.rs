@@ -3,6 +3,7 @@
 //! `abi` module is the only surface TypeScript sees.
 
 pub mod abi;
+pub mod abi_latent;
 pub mod alloc;
 pub mod error;
 pub mod field;
@@ -18,3 +19,4 @@ pub mod solver;
 
 #[global_allocator]
 static ALLOCATOR: alloc::Counting = alloc::Counting;
+pub mod latent;

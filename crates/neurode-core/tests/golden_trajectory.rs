@@ -57,7 +57,7 @@ fn fit_trajectory_digest() -> String {
 
     // model and optimiser
     let specs = mlp(&[2, 16, 2], Act::Tanh, TimeMode::None, true).unwrap();
-    let mut field = NetField::<f64>::new(&specs, 7).unwrap();
+    let mut field = NetField::<f64>::new(&specs, 7, 0.0).unwrap(); // PyTorch default init (initStd 0)
     let np = field.params.len();
     let mut opt = Optimizer::<f64>::new(2, np, &[0.01, 0.99, 1e-8, 0.0, 0.0]).unwrap();
     let forward = Options { rtol: 1e-7, atol: vec![1e-9], ..Options::default() };

@@ -20,6 +20,11 @@ use crate::solver::{self, stage_state, stage_time, step_end_state, Options, Rhs,
 /// A right-hand side that also has vector-Jacobian products.
 pub trait VjpRhs<R: Real>: Rhs<R> {
     fn num_params(&self) -> usize;
+    /// (start, len) of each parameter tensor: the full adjoint norm takes the RMS of each one
+    /// separately (as torchdiffeq's mixed norm does per parameter tensor).
+    fn param_groups(&self) -> Vec<(usize, usize)> {
+        if self.num_params() == 0 { Vec::new() } else { vec![(0, self.num_params())] }
+    }
     /// Overwrites `out_y` with a·∂f/∂y and `out_p` with a·∂f/∂θ (summed over the batch) and
     /// returns a·∂f/∂t. With `out_f`, also writes f(t, y) (one evaluation serves both).
     fn vjp(&mut self, t: f64, y: &[R], a: &[R], out_f: Option<&mut [R]>, out_y: &mut [R], out_p: &mut [R]) -> Result<f64>;
@@ -372,12 +377,11 @@ fn adjoint<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R]) -> Result<Gr
     let mut x_out = vec![R::ZERO; 2 * len];
     let mut fy = vec![R::ZERO; n];
     let fo = &tape.opts.forward;
-    let mut groups = vec![(0, n), (n, n)];
+    // torchdiffeq's adjoint norms: max(|a_t|, rms(z), rms(a)) and, unless seminorm, the RMS of
+    // every parameter tensor's adjoint.
+    let mut groups = vec![(0, n), (n, n), (2 * n, 1)];
     if !tape.opts.seminorm {
-        groups.push((2 * n, 1));
-        if p > 0 {
-            groups.push((2 * n + 1, p));
-        }
+        groups.extend(f.param_groups().into_iter().map(|(a, l)| (2 * n + 1 + a, l)));
     }
     let aopts = Options { rtol: tape.opts.adjoint_rtol, atol: vec![tape.opts.adjoint_atol], norm_groups: groups, grid_points: Vec::new(), first_step: None, ..fo.clone() };
     // start at the last output: z = y_N, a = dL/dy_N

@@ -1,0 +1,140 @@
+/**
+ * The paper's Table 2 on spirals (MODELS_PEER.md protocol): train a latent ODE and the RNN
+ * baseline on 1000 noisy 100-point windows, then predict the 100 noise-free points after the
+ * observation window of 100 held-out spirals from n ∈ {30, 50, 100} random observations, and
+ * score the RMSE. Shared by examples/latent-ode and `neurode demo latent`.
+ */
+import { LatentODE, RNNBaseline, type TimeSeriesBatch } from './latent.js';
+import { linePlot } from './report/svg.js';
+import { spirals, type Spirals } from './spirals.js';
+import { random } from './train.js';
+import type { Dtype } from './odeint.js';
+
+export interface Table2Options {
+  iterations: number;
+  rnnIterations: number;
+  seed: number;
+  dtype: Dtype;
+  obsStd: number;
+  /** Encoder sees a random subset of min..max observations per training window (0 = all). */
+  subsampleMin: number;
+  /** Evaluate on the test set every this many iterations (0 = only at the end). */
+  evalEvery: number;
+  counts: number[];
+  log: (line: string) => void;
+  progress?: (done: number, total: number, info: string) => void;
+}
+
+export interface Table2Result {
+  protocol: Record<string, unknown>;
+  latentODE: { rmse: number[]; observationWindowRmse: number[]; iterations: number; seconds: number; msPerIteration: number; nfeForwardMean: number; nfeBackwardMean: number; finalLoss: number; checkpoints: Array<{ iteration: number; rmse: number[] }> };
+  rnn: { rmse: number[]; iterations: number; seconds: number; msPerIteration: number; finalLoss: number };
+  paper: { rnn: number[]; latentODE: number[] };
+  peerTorchdiffeq: { rnn: number[]; latentODE: number[] };
+  svg: string;
+  /** The trained models (toJSON), for re-evaluation. */
+  models: { latentODE: object; rnn: object };
+}
+
+/** Test inputs with n random observations among the first 100 points of each test window. */
+function subsampled(test: Spirals, n: number, seed: number): TimeSeriesBatch & { mask: Uint8Array } {
+  const rows = test.observed.batch, T = test.observed.times.length / rows;
+  const mask = new Uint8Array(rows * T);
+  for (let b = 0; b < rows; b++) {
+    const pick = random('choice', n, { seed, stream: 7_000_000 + n, start: b * 1024, range: T });
+    for (const k of pick) mask[b * T + k] = 1;
+  }
+  return { times: test.observed.times, values: test.observed.values, mask, batch: rows };
+}
+
+function rmse(pred: Float64Array, truth: Float64Array, rows: number, Q: number, offset: number, total: number): number {
+  let s = 0;
+  for (let b = 0; b < rows; b++) for (let q = 0; q < Q; q++) for (let c = 0; c < 2; c++) {
+    const e = pred[(b * Q + q) * 2 + c]! - truth[(b * total + offset + q) * 2 + c]!;
+    s += e * e;
+  }
+  return (s / (rows * Q * 2)) ** 0.5;
+}
+
+export async function runTable2(o: Table2Options): Promise<Table2Result> {
+  const train = spirals({ n: 1000, ntotal: 500, nsample: 100, noise: 0.1, seed: o.seed });
+  const test = spirals({ n: 100, ntotal: 500, nsample: 100, nextra: 100, noise: 0.1, seed: o.seed + 1000 });
+  const tsAll = test.truth.times; // 200 window times
+  const tsObs = tsAll.slice(0, 100), tsExt = tsAll.slice(100);
+  const inputs = o.counts.map((n) => subsampled(test, n, o.seed));
+  const evalLatent = (m: LatentODE) => inputs.map((inp) => rmse(m.predict(inp, tsExt, { samples: 0 }), test.truth.values, 100, 100, 100, 200));
+  const latent = new LatentODE({ obsDim: 2, latentDim: 4, hidden: 20, rnnHidden: 25, obsStd: o.obsStd, seed: o.seed, dtype: o.dtype });
+  const rnn = new RNNBaseline({ obsDim: 2, hidden: 25, seed: o.seed, dtype: o.dtype });
+  try {
+    const checkpoints: Array<{ iteration: number; rmse: number[] }> = [];
+    const total = o.iterations + o.rnnIterations;
+    let t0 = performance.now();
+    const h = await latent.fit(train.observed, {
+      iterations: o.iterations, lr: 0.01, seed: o.seed, shardSize: 1000,
+      subsample: o.subsampleMin > 0 ? { min: o.subsampleMin, max: 100 } : undefined,
+      onProgress: (p) => {
+        o.progress?.(p.iteration, total, `latent ODE loss ${p.loss.toFixed(1)}`);
+        if (o.evalEvery > 0 && p.iteration % o.evalEvery === 0 && p.iteration < o.iterations) {
+          const r = evalLatent(latent);
+          checkpoints.push({ iteration: p.iteration, rmse: r });
+          o.log(`latent ODE iteration ${p.iteration}: loss ${p.loss.toFixed(2)}, nfe ${p.nfeForward}/${p.nfeBackward}, extrapolation RMSE ${r.map((v) => v.toFixed(4)).join(' / ')}, ${(p.elapsedMs / 1000).toFixed(0)} s`);
+        }
+      },
+    });
+    const latentSec = (performance.now() - t0) / 1000;
+    const latentRmse = evalLatent(latent);
+    checkpoints.push({ iteration: o.iterations, rmse: latentRmse });
+    const windowRmse = inputs.map((inp) => rmse(latent.predict(inp, tsObs, { samples: 0 }), test.truth.values, 100, 100, 0, 200));
+    t0 = performance.now();
+    const hr = await rnn.fit(train.observed, {
+      iterations: o.rnnIterations, lr: 0.01, seed: o.seed, shardSize: 1000,
+      onProgress: (p) => {
+        o.progress?.(o.iterations + p.iteration, total, `RNN loss ${p.loss.toFixed(4)}`);
+        if (o.evalEvery > 0 && p.iteration % o.evalEvery === 0) o.log(`RNN iteration ${p.iteration}: loss ${p.loss.toFixed(4)}`);
+      },
+    });
+    const rnnSec = (performance.now() - t0) / 1000;
+    const rnnRmse = inputs.map((inp) => rmse(rnn.predict(inp, tsExt), test.truth.values, 100, 100, 100, 200));
+    // Fig. 8: observed points, reconstruction and extrapolation of a few test spirals (n = 30)
+    const inp = inputs[0]!;
+    const tsPlot = Float64Array.from({ length: 200 }, (_, i) => tsAll[0]! + ((tsAll[199]! - tsAll[0]!) * i) / 199);
+    const pred = latent.predict(inp, tsPlot, { samples: 0 });
+    const panels: string[] = [];
+    for (const b of [0, 1, 2, 3]) {
+      const obsX: number[] = [], obsY: number[] = [];
+      for (let k = 0; k < 100; k++) if (inp.mask[b * 100 + k]) { obsX.push(test.observed.values[(b * 100 + k) * 2]!); obsY.push(test.observed.values[(b * 100 + k) * 2 + 1]!); }
+      const col = (arr: Float64Array, off: number, stride: number, from: number, to: number, c: number) => Array.from({ length: to - from }, (_, i) => arr[(off + from + i) * stride + c]!);
+      panels.push(linePlot([
+        { label: 'truth', x: col(test.truth.values, b * 200, 2, 0, 200, 0), y: col(test.truth.values, b * 200, 2, 0, 200, 1), color: '#999', dashed: true },
+        { label: 'reconstruction', x: col(pred, b * 200, 2, 0, 100, 0), y: col(pred, b * 200, 2, 0, 100, 1), color: '#1f77b4' },
+        { label: 'extrapolation', x: col(pred, b * 200, 2, 99, 200, 0), y: col(pred, b * 200, 2, 99, 200, 1), color: '#d62728' },
+        { label: `observed (n = ${o.counts[0]})`, x: obsX, y: obsY, color: '#2ca02c', points: true },
+      ], { title: `test spiral ${b} (${test.clockwise[b] ? 'clockwise' : 'counter-clockwise'})`, equal: true, width: 420, height: 380 }));
+    }
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="840" height="760">` +
+      panels.map((p, i) => p.replace('<svg ', `<svg x="${(i % 2) * 420}" y="${Math.floor(i / 2) * 380}" `)).join('') + '</svg>';
+    const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / Math.max(1, a.length);
+    return {
+      protocol: {
+        train: '1000 spirals × 100 noisy points (noise 0.1), windows start in [100, 399] of 500 points on [0, 6π]',
+        test: '100 spirals, 200-point windows starting in [100, 299]; encoder gets n random points of the first 100 (noisy); RMSE over the next 100 noise-free points',
+        model: `latent 4, hidden 20, GRU encoder 25 (time gaps), obsStd ${o.obsStd}, Adam lr 0.01, full batch, dopri5 rtol 1e-7 atol 1e-9, backprop; ${o.dtype}` + (o.subsampleMin > 0 ? `; encoder sees ${o.subsampleMin}..100 random points per window in training` : ''),
+        rnn: 'GRU hidden 25 with time gaps, next-step MSE, Adam lr 0.01, full batch',
+        seed: o.seed,
+      },
+      latentODE: {
+        rmse: latentRmse, observationWindowRmse: windowRmse, iterations: o.iterations, seconds: +latentSec.toFixed(1),
+        msPerIteration: +((1000 * latentSec) / o.iterations).toFixed(1), nfeForwardMean: +mean(h.nfeForward).toFixed(1), nfeBackwardMean: +mean(h.nfeBackward).toFixed(1),
+        finalLoss: h.loss[h.loss.length - 1]!, checkpoints,
+      },
+      rnn: { rmse: rnnRmse, iterations: o.rnnIterations, seconds: +rnnSec.toFixed(1), msPerIteration: +((1000 * rnnSec) / Math.max(1, o.rnnIterations)).toFixed(1), finalLoss: hr.loss[hr.loss.length - 1] ?? NaN },
+      paper: { rnn: [0.3937, 0.3202, 0.1813], latentODE: [0.1642, 0.1502, 0.1346] },
+      peerTorchdiffeq: { rnn: [0.498, 0.472, 0.437], latentODE: [0.247, 0.211, 0.199] },
+      svg,
+      models: { latentODE: latent.toJSON(), rnn: rnn.toJSON() },
+    };
+  } finally {
+    latent.dispose();
+    rnn.dispose();
+  }
+}
