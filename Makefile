@@ -86,7 +86,7 @@ bench: node_modules build
 
 fuzz: node_modules build
 	@if [ -n "$$(find test/fuzz -name '*.test.ts' 2>/dev/null)" ]; then \
-	  FUZZ_RUNS=$(FUZZ_RUNS) $(BIN)/vitest run test/fuzz --testTimeout=0 --outputFile.json=test-output/fuzz.json; \
+	  FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_SEED=$${FUZZ_SEED:-random} $(BIN)/vitest run test/fuzz --testTimeout=0 --outputFile.json=test-output/fuzz.json; \
 	else \
 	  echo "fuzz: no fuzz tests yet (add test/fuzz/*.test.ts that read process.env.FUZZ_RUNS)"; \
 	fi

@@ -12,7 +12,7 @@
 //! Internal time is s = dir·t with the field f̃(s, y) = dir·f(dir·s, y) (see `solver`), so for a
 //! cotangent a: a·∂f̃/∂y = dir·(a·∂f/∂y), a·∂f̃/∂θ = dir·(a·∂f/∂θ) and a·∂f̃/∂s = a·∂f/∂t.
 
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::real::Real;
 use crate::solver::tableau::{interp_weights, Dual};
 use crate::solver::{self, stage_state, stage_time, step_end_state, Options, Rhs, StepInfo, StepObserver, Stats};
@@ -141,10 +141,18 @@ pub fn backward<R: Real>(f: &mut dyn VjpRhs<R>, tape: Tape<R>, dl_dys: &[R]) -> 
     if dl_dys.iter().any(|v| !v.is_finite()) {
         return Err(Error::invalid("dLdys must be finite"));
     }
-    match tape.mode {
+    let g = match tape.mode {
         Mode::Adjoint => adjoint(f, &tape, dl_dys),
         Mode::Backprop | Mode::Checkpoint => discrete(f, &tape, dl_dys),
+    }?;
+    // Extreme states can overflow the backward pass without any step failing: never hand out
+    // a non-finite gradient silently.
+    for (name, v) in [("dL/dy0", &g.y0), ("dL/dθ", &g.params), ("dL/dts", &g.ts)] {
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(Error::new(Code::NonFinite, format!("{}[{}] is not finite (the backward pass overflowed)", name, i)));
+        }
     }
+    Ok(g)
 }
 
 /// Calls the user's VJP for the internal field f̃ = dir·f and accumulates its pieces:
