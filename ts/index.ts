@@ -6,3 +6,6 @@ export { odeintWithGrad, GRAD_MODES, type GradMode, type GradOptions, type Grads
 export { nn, VectorField, fnv1a, paramDigest, ACTIVATIONS, type Activation, type Layer, type MlpOptions, type VectorFieldJSON } from './nn.js';
 export { optim, Optimizer } from './optim.js';
 export { fitLoop, shardRanges, sumInOrder, random, lossAndGrad, yieldToEventLoop, type FitOptions, type History, type Progress, type StepResult } from './train.js';
+export { ODENetClassifier, type ODENetClassifierOptions, type ClassifierFitOptions, type ClassifierArch, type ClassifierStep, type ClassifierJSON } from './odenet.js';
+export { mnist, mnistFromIdx, parseIdx, mnistTrainCounts, type MnistData, type LabeledImages } from './mnist.js';
+export { mnistTable, formatTable1, TABLE1_MODELS, type Table1Model, type Table1Options, type Table1Row } from './mnist-table.js';

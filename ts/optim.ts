@@ -19,11 +19,14 @@ export class Optimizer {
   /** Address of the parameters when they live in the core (stable), else -1. */
   private readonly ptr: number;
   private readonly owner?: { isDisposed(): boolean };
+  /** Parameter count (a view into core memory reads length 0 once the memory has grown). */
+  private readonly n: number;
 
   constructor(kind: 0 | 1 | 2, readonly params: Params, hyper: number[]) {
     if (!(params instanceof Float64Array) && !(params instanceof Float32Array)) throw invalid('params', 'must be a Float64Array or Float32Array');
     const x = core().exports;
     this.f32 = params instanceof Float32Array;
+    this.n = params.length;
     this.ptr = params.buffer === x.memory.buffer ? params.byteOffset : -1;
     this.owner = owners.get(params);
     const s = new Scratch(x);
@@ -42,7 +45,7 @@ export class Optimizer {
     const h = this.h.get();
     if (this.owner?.isDisposed()) throw invalid('params', 'belong to a disposed object');
     const g = finiteArray('grads', grads);
-    const n = this.params.length;
+    const n = this.n;
     if (g.length !== n) throw invalid('grads', `must hold ${n} numbers, got ${g.length}`);
     const x = core().exports;
     const s = new Scratch(x);
@@ -60,13 +63,20 @@ export class Optimizer {
     }
   }
 
+  /** Changes the learning rate for later steps (learning-rate schedules). */
+  setLearningRate(lr: number): void {
+    const h = this.h.get();
+    const v = positiveNumber('lr', lr);
+    callCore((c) => c.nd_optim_set_lr(h, v));
+  }
+
   /** Optimiser state (step count and moment buffers) for save/restore. */
   get state(): Float64Array {
     const h = this.h.get();
     const x = core().exports;
     const s = new Scratch(x);
     try {
-      const cap = 3 * this.params.length + 8;
+      const cap = 3 * this.n + 8;
       const p = s.alloc(cap * 8);
       const len = x.nd_optim_state(h, p, cap);
       return s.f64(p, len).slice();

@@ -41,6 +41,13 @@ export interface CoreExports {
     ts: number, nts: number, opts: number, atol: number, natol: number,
     grid: number, ngrid: number, out: number, stats: number,
   ): number;
+  nd_classifier_create(dtype: number, cfg: number, seedLo: number, seedHi: number, handleOut: number): number;
+  nd_classifier_info(handle: number, out: number): void;
+  nd_classifier_params(handle: number): number;
+  nd_classifier_loss_grad(handle: number, x: number, nx: number, labels: number, n: number, grad: number, np: number, stats: number): number;
+  nd_classifier_evaluate(handle: number, x: number, nx: number, labels: number, hasLabels: number, n: number, pred: number, out: number): number;
+  nd_optim_set_lr(handle: number, lr: number): number;
+  nd_conv_run(dtype: number, spec: number, mode: number, reps: number): number;
   [name: string]: unknown;
 }
 

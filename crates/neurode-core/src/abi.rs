@@ -54,6 +54,8 @@ pub enum Object {
     Field32(NetField<f32>),
     Optim64(Optimizer<f64>),
     Optim32(Optimizer<f32>),
+    Classifier64(crate::odenet::Classifier<f64>),
+    Classifier32(crate::odenet::Classifier<f32>),
 }
 
 thread_local! {
@@ -105,7 +107,7 @@ fn set_error(e: &Error) {
     });
 }
 
-fn status(r: Result<()>) -> i32 {
+pub(crate) fn status(r: Result<()>) -> i32 {
     match r {
         Ok(()) => OK,
         Err(e) if e.code == Code::CallbackError => CALLBACK_THREW,
@@ -275,11 +277,11 @@ fn opt(v: f64) -> Option<f64> {
     if v.is_nan() { None } else { Some(v) }
 }
 
-unsafe fn slice<'a, T>(p: *const T, n: u32) -> &'a [T] {
+pub(crate) unsafe fn slice<'a, T>(p: *const T, n: u32) -> &'a [T] {
     if n == 0 { &[] } else { core::slice::from_raw_parts(p, n as usize) }
 }
 
-unsafe fn slice_mut<'a, T>(p: *mut T, n: usize) -> &'a mut [T] {
+pub(crate) unsafe fn slice_mut<'a, T>(p: *mut T, n: usize) -> &'a mut [T] {
     if n == 0 { &mut [] } else { core::slice::from_raw_parts_mut(p, n) }
 }
 

@@ -3,13 +3,16 @@
 //! `abi` module is the only surface TypeScript sees.
 
 pub mod abi;
+pub mod abi_odenet;
 pub mod alloc;
+pub mod conv;
 pub mod error;
 pub mod field;
 pub mod grad;
 pub mod loss;
 pub mod math;
 pub mod nn;
+pub mod odenet;
 pub mod optim;
 pub mod rng;
 pub mod tensor;
