@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { init } from '../dist/index.js';
 import { runPlain, runSpiralHeadline } from './plain.mjs';
 import { table } from './stats.mjs';
+import { runConvThroughput, runOdeNetBatch } from './mnist.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -40,6 +41,16 @@ export async function runBench(argv = process.argv.slice(2)) {
     results.sections.plain = rows;
     log('\n== plain ODEs (JavaScript right-hand side)');
     log(table(rows, ['problem', 'method', 'tol', 'dtype', 'nfe', 'torchdiffeqNfe', 'finalErr', 'medianMs', 'minMs', 'maxMs', 'torchdiffeqMs', 'speedupVsTorchdiffeqRef']));
+  }
+  if (want('mnist')) {
+    const conv = await runConvThroughput({ quick: values.quick });
+    results.sections.convThroughput = conv;
+    log('\n== convolution throughput (batch 128, GFLOP/s vs the wasm SIMD peak)');
+    log(table(conv, ['conv', 'dtype', 'what', 'gflop', 'medianMs', 'gflops', 'peakGflops', 'ofPeak']));
+    const batch = await runOdeNetBatch({ quick: values.quick });
+    results.sections.odenetBatch = batch;
+    log('\n== ODE-Net training batch (128 digits, 2 shards of 64)');
+    log(table(batch, ['model', 'workers', 'medianMs', 'minMs', 'maxMs', 'reps', 'nfeForward', 'nfeBackward', 'memoryBytes', 'note']));
   }
   mkdirSync(values.out, { recursive: true });
   const file = path.join(values.out, 'bench.json');

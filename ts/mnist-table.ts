@@ -61,8 +61,20 @@ export async function mnistTable(o: Table1Options = {}): Promise<{ rows: Table1R
   const data = await mnist();
   const nTrain = Math.min(o.trainRows ?? data.train.y.length, data.train.y.length);
   const nTest = Math.min(o.testRows ?? data.test.y.length, data.test.y.length);
-  const xTr = data.train.x.subarray(0, nTrain * 784), yTr = data.train.y.subarray(0, nTrain);
-  const xTe = data.test.x.subarray(0, nTest * 784), yTe = data.test.y.subarray(0, nTest);
+  // the parts are ordered by digit: a subset takes evenly spaced rows so every digit is in it
+  const pick = (part: { x: Float32Array; y: Uint8Array }, k: number) => {
+    const n = part.y.length;
+    if (k === n) return part;
+    const x = new Float32Array(k * 784), y = new Uint8Array(k);
+    for (let j = 0; j < k; j++) {
+      const r = Math.floor((j * n) / k);
+      x.set(part.x.subarray(r * 784, (r + 1) * 784), j * 784);
+      y[j] = part.y[r]!;
+    }
+    return { x, y };
+  };
+  const { x: xTr, y: yTr } = pick(data.train, nTrain);
+  const { x: xTe, y: yTe } = pick(data.test, nTest);
   const epochs = o.epochs ?? 10;
   const batchSize = o.batchSize ?? 128;
   const perEpoch = Math.ceil(nTrain / batchSize);

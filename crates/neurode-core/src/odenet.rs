@@ -347,16 +347,16 @@ impl<R: Scalar> SeqWs<R> {
         self.acts.iter().map(|a| a.len()).sum::<usize>() * R::BYTES
     }
 
-    /// All bytes this workspace holds.
+    /// Bytes of the workspace in use for the current batch size.
     pub fn bytes(&self) -> usize {
-        let own = (self.acts.iter().map(|a| a.capacity()).sum::<usize>() + self.g0.capacity() + self.g1.capacity()) * R::BYTES + self.conv.bytes() + self.norm.capacity() * 8;
+        let own = (self.acts.iter().map(|a| a.len()).sum::<usize>() + self.g0.len() + self.g1.len()) * R::BYTES + self.conv.bytes() + self.norm.len() * 8;
         own + self
             .subs
             .iter()
             .map(|s| match s {
                 Sub::None => 0,
                 Sub::Res(w) => w.bytes(),
-                Sub::Ode(w) => w.field.bytes() + w.buf.capacity() * R::BYTES,
+                Sub::Ode(w) => w.field.bytes() + w.buf.len() * R::BYTES,
             })
             .sum::<usize>()
     }
