@@ -10,6 +10,7 @@ import { runPlain, runSpiralHeadline } from './plain.mjs';
 import { runPoolBench } from './pool.mjs';
 import { table } from './stats.mjs';
 import { runLatent } from './latent.mjs';
+import { runConvThroughput, runOdeNetBatch } from './mnist.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -56,6 +57,16 @@ export async function runBench(argv = process.argv.slice(2)) {
     log(table(pool.training, ['workload', 'batch', 'shards', 'noPoolMsPerIter', 'workers1MsPerIter', 'workers2MsPerIter', 'speedup2v1', 'target', 'mainThreadMsPerIter', 'idealSpeedup2v1', 'cpuPerWall1', 'cpuPerWall2', 'sameBits']));
     log(`round trip of a tiny call: median ${pool.roundTrip.medianUs} µs (min ${pool.roundTrip.minUs}, max ${pool.roundTrip.maxUs}, ${pool.roundTrip.reps} calls)`);
     log(table(pool.transfer, ['mode', 'bytes', 'roundTripMedianMs', 'minMs', 'maxMs', 'gbPerSecondBothWays']));
+  }
+  if (want('mnist')) {
+    const conv = await runConvThroughput({ quick: values.quick });
+    results.sections.convThroughput = conv;
+    log('\n== convolution throughput (batch 128, GFLOP/s vs the wasm SIMD peak)');
+    log(table(conv, ['conv', 'dtype', 'what', 'gflop', 'medianMs', 'gflops', 'peakGflops', 'ofPeak']));
+    const batch = await runOdeNetBatch({ quick: values.quick });
+    results.sections.odenetBatch = batch;
+    log('\n== ODE-Net training batch (128 digits, 2 shards of 64)');
+    log(table(batch, ['model', 'workers', 'medianMs', 'minMs', 'maxMs', 'reps', 'nfeForward', 'nfeBackward', 'memoryBytes', 'note']));
   }
   mkdirSync(values.out, { recursive: true });
   const file = path.join(values.out, 'bench.json');

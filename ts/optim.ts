@@ -65,6 +65,13 @@ export class Optimizer {
     }
   }
 
+  /** Changes the learning rate for later steps (learning-rate schedules). */
+  setLearningRate(lr: number): void {
+    const h = this.h.get();
+    const v = positiveNumber('lr', lr);
+    callCore((c) => c.nd_optim_set_lr(h, v));
+  }
+
   /** Optimiser state (step count and moment buffers) for save/restore. */
   get state(): Float64Array {
     const h = this.h.get();

@@ -58,6 +58,13 @@ export interface CoreExports {
     n: number, ntotal: number, nsample: number, nextra: number, noise: number, seedLo: number, seedHi: number,
     obsTimes: number, obsValues: number, truthTimes: number, truthValues: number, starts: number, clockwise: number,
   ): number;
+  nd_classifier_create(dtype: number, cfg: number, seedLo: number, seedHi: number, handleOut: number): number;
+  nd_classifier_info(handle: number, out: number): void;
+  nd_classifier_params(handle: number): number;
+  nd_classifier_loss_grad(handle: number, x: number, nx: number, labels: number, n: number, grad: number, np: number, stats: number): number;
+  nd_classifier_evaluate(handle: number, x: number, nx: number, labels: number, hasLabels: number, n: number, pred: number, out: number): number;
+  nd_optim_set_lr(handle: number, lr: number): number;
+  nd_conv_run(dtype: number, spec: number, mode: number, reps: number): number;
   [name: string]: unknown;
 }
 

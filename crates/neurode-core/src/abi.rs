@@ -58,6 +58,8 @@ pub enum Object {
     Latent32(crate::latent::LatentOde<f32>),
     Rnn64(crate::latent::rnn::RnnBaseline<f64>),
     Rnn32(crate::latent::rnn::RnnBaseline<f32>),
+    Classifier64(crate::odenet::Classifier<f64>),
+    Classifier32(crate::odenet::Classifier<f32>),
 }
 
 thread_local! {

@@ -4,13 +4,16 @@
 
 pub mod abi;
 pub mod abi_latent;
+pub mod abi_odenet;
 pub mod alloc;
+pub mod conv;
 pub mod error;
 pub mod field;
 pub mod grad;
 pub mod loss;
 pub mod math;
 pub mod nn;
+pub mod odenet;
 pub mod optim;
 pub mod rng;
 pub mod tensor;
