@@ -46,6 +46,8 @@ export interface StepResult {
   extra?: Record<string, number>;
 }
 
+const YIELD_MS = 4;
+
 /** Lets timers, messages and abort events run between iterations (fast in Node and browsers). */
 export function yieldToEventLoop(): Promise<void> {
   if (typeof setImmediate === 'function') return new Promise((r) => setImmediate(r));
@@ -75,6 +77,7 @@ export function fitOptions(o: unknown): FitOptions {
 export async function fitLoop(o: FitOptions, iterations: number, itersPerEpoch: number, step: (iteration: number) => Promise<StepResult> | StepResult): Promise<History> {
   const h: History = { loss: [], nfeForward: [], nfeBackward: [] };
   const t0 = Date.now();
+  let lastYield = t0;
   for (let it = 0; it < iterations; it++) {
     if (o.signal?.aborted) {
       h.aborted = true;
@@ -86,7 +89,13 @@ export async function fitLoop(o: FitOptions, iterations: number, itersPerEpoch: 
     h.nfeBackward.push(r.nfeBackward);
     for (const [k, v] of Object.entries(r.extra ?? {})) ((h.extra ??= {})[k] ??= []).push(v);
     o.onProgress?.({ iteration: it + 1, epoch: Math.floor(it / itersPerEpoch) + 1, loss: r.loss, nfeForward: r.nfeForward, nfeBackward: r.nfeBackward, elapsedMs: Date.now() - t0, ...(r.extra ?? {}) });
-    await yieldToEventLoop();
+    // Let timers, messages and abort events in every few milliseconds (a yield per iteration
+    // costs more than a small model's whole iteration).
+    const now = Date.now();
+    if (now - lastYield >= YIELD_MS) {
+      await yieldToEventLoop();
+      lastYield = Date.now();
+    }
   }
   return h;
 }
