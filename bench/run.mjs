@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { init } from '../dist/index.js';
 import { runPlain, runSpiralHeadline } from './plain.mjs';
+import { runGemm, runTrain } from './train.mjs';
 import { table } from './stats.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -40,6 +41,18 @@ export async function runBench(argv = process.argv.slice(2)) {
     results.sections.plain = rows;
     log('\n== plain ODEs (JavaScript right-hand side)');
     log(table(rows, ['problem', 'method', 'tol', 'dtype', 'nfe', 'torchdiffeqNfe', 'finalErr', 'medianMs', 'minMs', 'maxMs', 'torchdiffeqMs', 'speedupVsTorchdiffeqRef']));
+  }
+  if (want('train')) {
+    const rows = await runTrain({ peer, quick: values.quick });
+    results.sections.train = rows;
+    log('\n== ode_demo training iteration (MLP 2→50→2 tanh, input cube, 20 windows × 10 points, dopri5, RMSprop)');
+    log(table(rows, ['grad', 'dtype', 'msPerIter', 'minMs', 'maxMs', 'nfeForward', 'nfeBackward', 'peakCoreBytes', 'torchdiffeqMs', 'speedupVsTorchdiffeqRef']));
+  }
+  if (want('gemm')) {
+    const rows = runGemm({ quick: values.quick });
+    results.sections.gemm = rows;
+    log('\n== gemm throughput vs the simd128 roofline (TOOLCHAIN.md §3)');
+    log(table(rows, ['kernel', 'dtype', 'medianMs', 'minMs', 'gflopsAtMin', 'gflopsAtMedian', 'roofline', 'fractionOfRoofline']));
   }
   mkdirSync(values.out, { recursive: true });
   const file = path.join(values.out, 'bench.json');
