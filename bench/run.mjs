@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { init } from '../dist/index.js';
 import { runPlain, runSpiralHeadline } from './plain.mjs';
 import { runPoolBench } from './pool.mjs';
+import { runGemm, runTrain } from './train.mjs';
 import { table } from './stats.mjs';
 import { runLatent } from './latent.mjs';
 import { runConvThroughput, runOdeNetBatch } from './mnist.mjs';
@@ -67,6 +68,18 @@ export async function runBench(argv = process.argv.slice(2)) {
     results.sections.odenetBatch = batch;
     log('\n== ODE-Net training batch (128 digits, 2 shards of 64)');
     log(table(batch, ['model', 'workers', 'medianMs', 'minMs', 'maxMs', 'reps', 'nfeForward', 'nfeBackward', 'memoryBytes', 'note']));
+  }
+  if (want('train')) {
+    const rows = await runTrain({ peer, quick: values.quick });
+    results.sections.train = rows;
+    log('\n== ode_demo training iteration (MLP 2→50→2 tanh, input cube, 20 windows × 10 points, dopri5, RMSprop)');
+    log(table(rows, ['grad', 'dtype', 'msPerIter', 'minMs', 'maxMs', 'nfeForward', 'nfeBackward', 'peakCoreBytes', 'torchdiffeqMs', 'speedupVsTorchdiffeqRef']));
+  }
+  if (want('gemm')) {
+    const rows = runGemm({ quick: values.quick });
+    results.sections.gemm = rows;
+    log('\n== gemm throughput vs the simd128 roofline (TOOLCHAIN.md §3)');
+    log(table(rows, ['kernel', 'dtype', 'medianMs', 'minMs', 'gflopsAtMin', 'gflopsAtMedian', 'roofline', 'fractionOfRoofline']));
   }
   mkdirSync(values.out, { recursive: true });
   const file = path.join(values.out, 'bench.json');

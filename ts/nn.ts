@@ -82,6 +82,7 @@ export class VectorField implements CoreField {
   readonly layers: readonly Layer[];
   private readonly h: CoreHandle;
   private view: Float64Array | Float32Array | null = null;
+  private archDigest: string | undefined;
 
   /** Use nn.mlp / nn.sequential / nn.fromJSON. */
   constructor(layers: Layer[], o: { seed?: number; dtype?: Dtype; params?: ArrayLike<number>; initStd?: number } = {}) {
@@ -183,7 +184,8 @@ export class VectorField implements CoreField {
 
   /** A short key of the architecture and dtype (workers cache model instances by it). */
   digestArchitecture(): string {
-    return fnv1a(new TextEncoder().encode(JSON.stringify([this.dtype, this.layers])));
+    // layers and dtype never change: hash once
+    return (this.archDigest ??= fnv1a(new TextEncoder().encode(JSON.stringify([this.dtype, this.layers]))));
   }
 
   /** FNV-1a digest of the parameter bytes (determinism checks). */

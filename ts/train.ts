@@ -71,6 +71,8 @@ export interface StepResult {
   extra?: Record<string, number>;
 }
 
+const YIELD_MS = 4;
+
 /** Lets timers, messages and abort events run between iterations (fast in Node and browsers). */
 export function yieldToEventLoop(): Promise<void> {
   if (typeof setImmediate === 'function') return new Promise((r) => setImmediate(r));
@@ -124,6 +126,7 @@ export async function fitLoop(o: FitOptions, iterations: number, itersPerEpoch: 
       history: { loss: h.loss.slice(), nfeForward: h.nfeForward.slice(), nfeBackward: h.nfeBackward.slice() },
     });
   };
+  let lastYield = t0;
   for (let it = first; it < iterations; it++) {
     if (o.signal?.aborted) {
       h.aborted = true;
@@ -137,7 +140,13 @@ export async function fitLoop(o: FitOptions, iterations: number, itersPerEpoch: 
     for (const [k, v] of Object.entries(r.extra ?? {})) ((h.extra ??= {})[k] ??= []).push(v);
     o.onProgress?.({ iteration: it + 1, epoch: Math.floor(it / itersPerEpoch) + 1, loss: r.loss, nfeForward: r.nfeForward, nfeBackward: r.nfeBackward, elapsedMs: Date.now() - t0, ...(r.extra ?? {}) });
     if (o.checkpoint && (it + 1) % o.checkpoint.every === 0) await save(it + 1);
-    await yieldToEventLoop();
+    // Let timers, messages and abort events in every few milliseconds (a yield per iteration
+    // costs more than a small model's whole iteration).
+    const now = Date.now();
+    if (now - lastYield >= YIELD_MS) {
+      await yieldToEventLoop();
+      lastYield = Date.now();
+    }
   }
   return h;
 }

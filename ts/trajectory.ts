@@ -73,11 +73,14 @@ export async function fitTrajectory(field: VectorField, data: TrajectoryData, op
     ? optim.rmsprop(field.params, { lr: o.lr ?? 1e-3 })
     : optim.adam(field.params, { lr: o.lr ?? 1e-3 });
   const ts = t.slice(0, batchTime).map((v) => v - t[0]!);
+  // A worker builds its instance from `model` once per key and copies `params` in before every
+  // shard, so one JSON per fit serves every iteration (toJSON per iteration showed in profiles).
+  const model = field.toJSON();
+  const modelKey = `trajectory:${field.digestArchitecture()}`;
   try {
     return await fitLoop(o, iterations, 1, async (it) => {
       // window starts: counter-based, keyed by (seed, iteration)
       const starts = random(batchSize <= t.length - batchTime ? 'choice' : 'integer', batchSize, { seed, stream: it, range: t.length - batchTime });
-      const model = field.toJSON();
       const params = field.params.slice();
       const jobs: ShardJob[] = shardRanges(batchSize, shardSize).map(([a, b]) => {
         const rows = b - a;
@@ -88,7 +91,7 @@ export async function fitTrajectory(field: VectorField, data: TrajectoryData, op
           y0.set(y.subarray(s * d, (s + 1) * d), r * d);
           for (let k = 0; k < batchTime; k++) target.set(y.subarray((s + k) * d, (s + k + 1) * d), (k * rows + r) * d);
         }
-        return { kernel: KERNEL, modelKey: `trajectory:${field.digestArchitecture()}`, model, params, payload: { y0, target, ts, grad, method, rtol: o.rtol ?? 1e-7, atol: o.atol ?? 1e-9, loss, weight: rows / batchSize } };
+        return { kernel: KERNEL, modelKey, model, params, payload: { y0, target, ts, grad, method, rtol: o.rtol ?? 1e-7, atol: o.atol ?? 1e-9, loss, weight: rows / batchSize } };
       });
       const r = combineShards(await computeShards(jobs, field, o.pool), field.numParams);
       opt.step(r.grad);

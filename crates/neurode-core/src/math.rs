@@ -12,8 +12,11 @@
 //! Algorithms (textbook): exp — Cody–Waite reduction x = k·ln2 + r, |r| ≤ ln2/2, Taylor polynomial
 //! for e^r, scaling by 2^k in two exact steps (so subnormal results round once). ln — x = 2^e·m,
 //! m ∈ [√½, √2), ln m = 2·atanh(s), s = (m−1)/(m+1), written as f − s·(f − R(s²)) to keep f = m−1
-//! exact. expm1 shares exp's reduction; log1p uses ln(1+u) + correction; tanh = −e/(e+2) with
-//! e = expm1(−2|x|); sigmoid = 1/(1+e^{−|x|}) or e^{−|x|}/(1+e^{−|x|}); softplus = max(x,0) +
+//! exact. expm1 shares exp's reduction; log1p uses ln(1+u) + correction; tanh|x| = −E/(E+2) with
+//! E = expm1(−2|x|) (f32: so computed); f64 writes E = s·(e^r − 1) + (s − 1), s = 2^k,
+//! e^r − 1 = 2r/(2 + d), d = r·coth(r/2) − 2 − r (an even series in r with Bernoulli-number
+//! coefficients), over one common denominator: −(2(s−1) + 2rs + (s−1)d) / (2(s+1) + 2rs + (s+1)d),
+//! one division and no cancellation at k = 0; sigmoid = 1/(1+e^{−|x|}) or e^{−|x|}/(1+e^{−|x|}); softplus = max(x,0) +
 //! log1p(e^{−|x|}); sin/cos (f64, of 2π·u "turns") by exact octant reduction + Taylor series.
 
 #![allow(clippy::assign_op_pattern, clippy::needless_range_loop, clippy::too_many_arguments)]
@@ -39,6 +42,10 @@ pub(crate) trait L64: Copy {
     fn ne(self, o: Self) -> Self::M;
     /// m ? a : b (bitwise)
     fn sel(m: Self::M, a: Self, b: Self) -> Self;
+    /// o < self ? o : self (wasm `pmin`: one instruction, same as `sel(o.lt(self), o, self)`)
+    fn pmin(self, o: Self) -> Self;
+    /// self < o ? o : self (wasm `pmax`)
+    fn pmax(self, o: Self) -> Self;
     fn bits(self) -> Self::I;
     fn from_bits(i: Self::I) -> Self;
     fn is(c: i64) -> Self::I;
@@ -65,6 +72,8 @@ pub(crate) trait L32: Copy {
     fn eq(self, o: Self) -> Self::M;
     fn ne(self, o: Self) -> Self::M;
     fn sel(m: Self::M, a: Self, b: Self) -> Self;
+    fn pmin(self, o: Self) -> Self;
+    fn pmax(self, o: Self) -> Self;
     fn bits(self) -> Self::I;
     fn from_bits(i: Self::I) -> Self;
     fn is(c: i32) -> Self::I;
@@ -122,6 +131,22 @@ impl L64 for f64 {
             a
         } else {
             b
+        }
+    }
+    #[inline(always)]
+    fn pmin(self, o: Self) -> Self {
+        if o < self {
+            o
+        } else {
+            self
+        }
+    }
+    #[inline(always)]
+    fn pmax(self, o: Self) -> Self {
+        if self < o {
+            o
+        } else {
+            self
         }
     }
     #[inline(always)]
@@ -211,6 +236,22 @@ impl L32 for f32 {
             a
         } else {
             b
+        }
+    }
+    #[inline(always)]
+    fn pmin(self, o: Self) -> Self {
+        if o < self {
+            o
+        } else {
+            self
+        }
+    }
+    #[inline(always)]
+    fn pmax(self, o: Self) -> Self {
+        if self < o {
+            o
+        } else {
+            self
         }
     }
     #[inline(always)]
@@ -310,6 +351,14 @@ pub(crate) mod simd {
             F64x2(v128_bitselect(a.0, b.0, m))
         }
         #[inline(always)]
+        fn pmin(self, o: Self) -> Self {
+            F64x2(f64x2_pmin(self.0, o.0))
+        }
+        #[inline(always)]
+        fn pmax(self, o: Self) -> Self {
+            F64x2(f64x2_pmax(self.0, o.0))
+        }
+        #[inline(always)]
         fn bits(self) -> v128 {
             self.0
         }
@@ -393,6 +442,14 @@ pub(crate) mod simd {
         #[inline(always)]
         fn sel(m: v128, a: Self, b: Self) -> Self {
             F32x4(v128_bitselect(a.0, b.0, m))
+        }
+        #[inline(always)]
+        fn pmin(self, o: Self) -> Self {
+            F32x4(f32x4_pmin(self.0, o.0))
+        }
+        #[inline(always)]
+        fn pmax(self, o: Self) -> Self {
+            F32x4(f32x4_pmax(self.0, o.0))
         }
         #[inline(always)]
         fn bits(self) -> v128 {
@@ -550,8 +607,8 @@ pub(crate) mod k64 {
     #[inline(always)]
     pub fn exp<V: L64>(x: V) -> V {
         // clamp: beyond the thresholds the result is inf / 0 after scaling. NaN passes.
-        let xc = V::sel(x.gt(V::s(709.8)), V::s(709.8), x);
-        let xc = V::sel(xc.lt(V::s(-746.0)), V::s(-746.0), xc);
+        let xc = x.pmin(V::s(709.8));
+        let xc = xc.pmax(V::s(-746.0));
         let (r, t) = reduce(xc);
         let y = V::s(1.0).add(r.add(expm1_tail(r)));
         let k = V::isub(t.bits(), V::s(MAGIC).bits());
@@ -561,22 +618,11 @@ pub(crate) mod k64 {
         nan_pass(x, res)
     }
 
-    /// e^x − 1 for x ≤ 0 (inputs below −40 give −1). No NaN handling.
-    #[inline(always)]
-    fn expm1_nonpos<V: L64>(x: V) -> V {
-        let xc = V::sel(x.lt(V::s(-40.0)), V::s(-40.0), x);
-        let (r, t) = reduce(xc);
-        let e = r.add(expm1_tail(r));
-        let k = V::isub(t.bits(), V::s(MAGIC).bits());
-        let s = pow2i::<V>(k);
-        s.mul(e).add(s.sub(V::s(1.0)))
-    }
-
     #[inline(always)]
     pub fn expm1<V: L64>(x: V) -> V {
         // |x| ≤ 40: 2^k·(e^r − 1) + (2^k − 1); above 40, e^x − 1 = exp(x) (−1 below half an ulp).
-        let xc = V::sel(x.gt(V::s(40.0)), V::s(40.0), x);
-        let xc = V::sel(xc.lt(V::s(-40.0)), V::s(-40.0), xc);
+        let xc = x.pmin(V::s(40.0));
+        let xc = xc.pmax(V::s(-40.0));
         let (r, t) = reduce(xc);
         let e = r.add(expm1_tail(r));
         let k = V::isub(t.bits(), V::s(MAGIC).bits());
@@ -657,12 +703,34 @@ pub(crate) mod k64 {
         nan_pass(u, res)
     }
 
+    /// tanh with one reduction and one division (algebra in the module comment).
     #[inline(always)]
     pub fn tanh<V: L64>(x: V) -> V {
-        let ax = abs(x);
-        let e = expm1_nonpos(ax.mul(V::s(-2.0)));
-        let t = V::s(0.0).sub(e).div(e.add(V::s(2.0)));
-        let res = V::from_bits(V::ior(abs(t).bits(), V::iand(x.bits(), V::is(SIGN_MASK))));
+        // r·coth(r/2) = 2 + z·P(z), z = r², from the Bernoulli numbers: 2·B_{2n}/(2n)!
+        const P: [f64; 6] = [
+            1.0 / 6.0,
+            -1.0 / 360.0,
+            1.0 / 15120.0,
+            -1.0 / 604800.0,
+            1.0 / 23950080.0,
+            -691.0 / 653837184000.0,
+        ];
+        let ax = abs(x).pmin(V::s(20.0)); // tanh(20) rounds to 1
+        let u = ax.mul(V::s(-2.0));
+        // reduce(u) with ax·(−2·log2 e) (the same product, one multiplication shorter)
+        let t = ax.mul(V::s(-2.0 * LOG2E)).add(V::s(MAGIC));
+        let kf = t.sub(V::s(MAGIC));
+        let r = u.sub(kf.mul(V::s(LN2_HI))).sub(kf.mul(V::s(LN2_LO)));
+        // s = 2^k straight from t's bits: (k + 1023) << 52
+        let s = V::from_bits(V::ishl(V::iadd(t.bits(), V::is(1023 - MAGIC.to_bits() as i64)), 52));
+        let z = r.mul(r);
+        let d = z.mul(estrin64(z, &P)).sub(r); // e^r − 1 = 2r / (2 + d)
+        let sn = s.mul(r.add(r));
+        let (sm, sp) = (s.sub(V::s(1.0)), s.add(V::s(1.0)));
+        let num = sm.add(sm).add(sn.add(sm.mul(d)));
+        let den = sp.add(sp).add(sn.add(sp.mul(d)));
+        let q = num.div(den); // −tanh|x|
+        let res = V::from_bits(V::ior(abs(q).bits(), V::iand(x.bits(), V::is(SIGN_MASK))));
         nan_pass(x, res)
     }
 
@@ -684,7 +752,7 @@ pub(crate) mod k64 {
 
     #[inline(always)]
     pub fn relu<V: L64>(x: V) -> V {
-        V::sel(x.lt(V::s(0.0)), V::s(0.0), x)
+        x.pmax(V::s(0.0))
     }
 
     #[inline(always)]
@@ -753,8 +821,8 @@ pub(crate) mod k32 {
 
     #[inline(always)]
     pub fn exp<V: L32>(x: V) -> V {
-        let xc = V::sel(x.gt(V::s(89.0)), V::s(89.0), x);
-        let xc = V::sel(xc.lt(V::s(-110.0)), V::s(-110.0), xc);
+        let xc = x.pmin(V::s(89.0));
+        let xc = xc.pmax(V::s(-110.0));
         let (r, t) = reduce(xc);
         let y = V::s(1.0).add(r.add(expm1_tail(r)));
         let k = V::isub(t.bits(), V::s(MAGIC).bits());
@@ -766,7 +834,7 @@ pub(crate) mod k32 {
 
     #[inline(always)]
     fn expm1_nonpos<V: L32>(x: V) -> V {
-        let xc = V::sel(x.lt(V::s(-20.0)), V::s(-20.0), x);
+        let xc = x.pmax(V::s(-20.0));
         let (r, t) = reduce(xc);
         let e = r.add(expm1_tail(r));
         let k = V::isub(t.bits(), V::s(MAGIC).bits());
@@ -776,8 +844,8 @@ pub(crate) mod k32 {
 
     #[inline(always)]
     pub fn expm1<V: L32>(x: V) -> V {
-        let xc = V::sel(x.gt(V::s(20.0)), V::s(20.0), x);
-        let xc = V::sel(xc.lt(V::s(-20.0)), V::s(-20.0), xc);
+        let xc = x.pmin(V::s(20.0));
+        let xc = xc.pmax(V::s(-20.0));
         let (r, t) = reduce(xc);
         let e = r.add(expm1_tail(r));
         let k = V::isub(t.bits(), V::s(MAGIC).bits());
@@ -841,6 +909,7 @@ pub(crate) mod k32 {
         nan_pass(u, res)
     }
 
+    /// f32 keeps the two-division form (the f64 kernel's single-division form reaches 3 ulp in f32).
     #[inline(always)]
     pub fn tanh<V: L32>(x: V) -> V {
         let ax = abs(x);
@@ -868,7 +937,7 @@ pub(crate) mod k32 {
 
     #[inline(always)]
     pub fn relu<V: L32>(x: V) -> V {
-        V::sel(x.lt(V::s(0.0)), V::s(0.0), x)
+        x.pmax(V::s(0.0))
     }
 
     #[inline(always)]

@@ -209,9 +209,10 @@ impl<R: Scalar> Net<R> {
 
     /// Input slice of layer l (x for l = 0, else slot l−1) and output slot (of l, or of l+1 when
     /// fused), borrowed from the slots region.
-    fn run_forward(&self, params: &[R], t: f64, x: &[R], batch: usize, slots: &mut [R], z: &mut [R], wt: &mut [R], vec: &mut [R]) {
+    /// Runs layers `0..upto`.
+    fn run_forward(&self, params: &[R], t: f64, x: &[R], batch: usize, upto: usize, slots: &mut [R], z: &mut [R], wt: &mut [R], vec: &mut [R]) {
         let tr = R::from_f64(t);
-        let n = self.specs.len();
+        let n = upto;
         let mut l = 0;
         while l < n {
             let s = self.specs[l];
@@ -302,7 +303,7 @@ impl<R: Scalar> Net<R> {
         let lay = self.check(params, x, batch, ws)?;
         self.check_out("out", out.len(), batch * self.dim_out())?;
         let (slots, z, wt, _, _, vec) = self.split(&lay, ws);
-        self.run_forward(params, t, x, batch, slots, z, wt, vec);
+        self.run_forward(params, t, x, batch, self.specs.len(), slots, z, wt, vec);
         out.copy_from_slice(self.last_slot(batch, slots));
         Ok(())
     }
@@ -332,7 +333,12 @@ impl<R: Scalar> Net<R> {
             self.check_out("out_f", f.len(), nout)?;
         }
         let (slots, z, wt, g0, g1, vec) = self.split(&lay, ws);
-        self.run_forward(params, t, x, batch, slots, z, wt, vec);
+        // The backward pass of a final Linear/ConcatLinear needs only its input: without out_f
+        // its forward is skipped.
+        let n = self.specs.len();
+        let last_linear = matches!(self.specs[n - 1], LayerSpec::Linear { .. } | LayerSpec::ConcatLinear { .. });
+        let upto = if out_f.is_none() && last_linear { n - 1 } else { n };
+        self.run_forward(params, t, x, batch, upto, slots, z, wt, vec);
         if let Some(f) = out_f {
             f.copy_from_slice(self.last_slot(batch, slots));
         }
@@ -340,7 +346,6 @@ impl<R: Scalar> Net<R> {
         let mut dt = 0.0f64;
         g0[..nout].copy_from_slice(a);
         let (mut cur, mut nxt) = (g0, g1);
-        let n = self.specs.len();
         for l in (0..n).rev() {
             let s = self.specs[l];
             let (d_in, d_out) = (s.dim_in(), s.dim_out());
@@ -440,7 +445,7 @@ impl<R: Scalar> Net<R> {
             self.check_out("out_f", f.len(), nout)?;
         }
         let (slots, z, wt, g0, g1, vec) = self.split(&lay, ws);
-        self.run_forward(params, t, x, batch, slots, z, wt, vec);
+        self.run_forward(params, t, x, batch, self.specs.len(), slots, z, wt, vec);
         if let Some(f) = out_f {
             f.copy_from_slice(self.last_slot(batch, slots));
         }

@@ -184,9 +184,9 @@ pub(crate) mod simd {
         }
     }
 
-    /// MR rows × NV vectors register tile at (i, j) over p in [p0, p0 + kc), B read from a packed
-    /// panel (`NV` vectors per p). `load_c`: start from C (accumulate / later k-chunk);
-    /// `epi`: apply bias + activation (last k-chunk).
+    /// MR rows × NV vectors register tile at (i, j) over p in [p0, p0 + kc), B(p, j..) read at
+    /// `bp + (p − p0)·bstride` (a packed panel, or B itself). `load_c`: start from C (accumulate /
+    /// later k-chunk); `epi`: apply bias + activation (last k-chunk).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     unsafe fn tile<V: Vk, const MR: usize, const NV: usize>(
@@ -196,7 +196,8 @@ pub(crate) mod simd {
         j: usize,
         p0: usize,
         kc: usize,
-        panel: *const V,
+        bp: *const V::E,
+        bstride: usize,
         load_c: bool,
         epi: bool,
     ) {
@@ -213,11 +214,11 @@ pub(crate) mod simd {
         for r in 0..MR {
             pa[r] = a.add((i + r) * g.ars);
         }
-        let mut pb = panel;
+        let mut pb = bp;
         for _ in 0..kc {
             let mut bv = [V::zero(); NV];
             for v in 0..NV {
-                bv[v] = *pb.add(v);
+                bv[v] = V::ld(pb.add(v * V::W));
             }
             for r in 0..MR {
                 let av = V::splat(*pa[r]);
@@ -226,7 +227,7 @@ pub(crate) mod simd {
                 }
                 pa[r] = pa[r].add(g.acs);
             }
-            pb = pb.add(NV);
+            pb = pb.add(bstride);
         }
         if epi {
             if let Some(bias) = g.bias {
@@ -266,22 +267,35 @@ pub(crate) mod simd {
         }
     }
 
-    /// All rows for one column panel (NV vectors wide) and one k-chunk.
+    /// All rows for one column panel (NV vectors wide) and one k-chunk. The panel is packed only
+    /// when enough row tiles reuse it; a few rows read B in place (small products).
     #[inline(always)]
     unsafe fn panel_rows<V: Vk, const NV: usize>(g: &GemmArgs<V::E>, c: *mut V::E, j: usize, p0: usize, kc: usize, panel: *mut V) {
-        pack::<V, NV>(g, p0, kc, j, panel);
+        let (bp, bs) = if g.m > PACK_MIN_ROWS {
+            pack::<V, NV>(g, p0, kc, j, panel);
+            (panel as *const V::E, NV * V::W)
+        } else {
+            (g.b.as_ptr().add(p0 * g.ldb + j), g.ldb)
+        };
         let load_c = g.accumulate || p0 > 0;
         let epi = p0 + kc >= g.k;
         let mut i = 0;
         while i + 4 <= g.m {
-            tile::<V, 4, NV>(g, c, i, j, p0, kc, panel, load_c, epi);
+            tile::<V, 4, NV>(g, c, i, j, p0, kc, bp, bs, load_c, epi);
             i += 4;
         }
+        if i + 2 <= g.m {
+            tile::<V, 2, NV>(g, c, i, j, p0, kc, bp, bs, load_c, epi);
+            i += 2;
+        }
         while i < g.m {
-            tile::<V, 1, NV>(g, c, i, j, p0, kc, panel, load_c, epi);
+            tile::<V, 1, NV>(g, c, i, j, p0, kc, bp, bs, load_c, epi);
             i += 1;
         }
     }
+
+    /// Row count up to which B is read in place instead of packed.
+    const PACK_MIN_ROWS: usize = 8;
 
     /// One output element, scalar, same sequence.
     #[inline(always)]

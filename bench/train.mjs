@@ -1,0 +1,92 @@
+// Training and kernel benchmarks (issue 1 and the gemm roofline, TOOLCHAIN.md §3).
+// - train: torchdiffeq's examples/ode_demo.py iteration (MLP 2→50→2 tanh with input cube, 20
+//   windows of 10 points solved jointly, dopri5 default tolerances, L1 loss, RMSprop) per
+//   gradient mode and dtype: ms per iteration (median of timed blocks), NFE forward/backward per
+//   iteration and peak core memory, beside torchdiffeq's figures from shared/reference.
+// - gemm: GFLOP/s of a 256×256×256 product through a core field (linear 256→256 on a batch of
+//   256, evaluated inside a fixed-step solve, so it includes the weight transpose and the bias)
+//   against the simd128 roofline.
+import { fitTrajectory, memoryStats, nn, odeint, random, resetPeakMemory } from '../dist/index.js';
+import { round, summarize } from './stats.mjs';
+
+const A = [[-0.1, 2], [-2, -0.1]];
+const spiral = (_t, y, dy) => { const a = y[0] ** 3, b = y[1] ** 3; dy[0] = a * A[0][0] + b * A[1][0]; dy[1] = a * A[0][1] + b * A[1][1]; };
+
+function odeDemoField(dtype) {
+  const field = nn.mlp({ dims: [2, 50, 2], activation: 'tanh', inputCube: true, seed: 0, dtype });
+  // ode_demo.py: weights ~ N(0, 0.1²), biases 0 (W1[50][2], b1[50], W2[2][50], b2[2])
+  const normal = random('normal', field.numParams, { seed: 0, stream: 1e9 });
+  const p = field.params;
+  for (let i = 0; i < p.length; i++) p[i] = (i >= 100 && i < 150) || i >= 250 ? 0 : 0.1 * normal[i];
+  return field;
+}
+
+/** One row per (grad mode, dtype). Timed blocks of `iters` iterations continue training. */
+export async function runTrain({ peer, quick = false }) {
+  const t = Array.from({ length: 1000 }, (_, i) => (25 * i) / 999);
+  const truth = odeint(spiral, [2, 0], t).ys;
+  const rows = [];
+  const blocks = quick ? 3 : 7;
+  for (const dtype of ['float64', 'float32']) {
+    for (const grad of ['backprop', 'checkpoint', 'adjoint']) {
+      const iters = grad === 'adjoint' ? (quick ? 10 : 30) : (quick ? 30 : 100);
+      const field = odeDemoField(dtype);
+      const fit = (n, seed) => fitTrajectory(field, { t, y: truth }, { iterations: n, batchTime: 10, batchSize: 20, lr: 1e-3, grad, seed });
+      await fit(iters, 1000); // warm-up (JIT tier-up)
+      const times = [];
+      let nfeF = 0, nfeB = 0, n = 0, peak = 0;
+      for (let b = 0; b < blocks; b++) {
+        const live = memoryStats().liveBytes;
+        resetPeakMemory();
+        const t0 = performance.now();
+        const h = await fit(iters, b);
+        times.push((performance.now() - t0) / iters);
+        peak = Math.max(peak, memoryStats().peakBytes - live);
+        nfeF += h.nfeForward.reduce((s, v) => s + v, 0);
+        nfeB += h.nfeBackward.reduce((s, v) => s + v, 0);
+        n += iters;
+      }
+      field.dispose();
+      const s = summarize(times);
+      const ref = peer?.b_ode_demo_train_iter?.find((r) => r.dtype === dtype && r.threads === '1' && r.mode === (grad === 'adjoint' ? 'adjoint' : 'odeint'));
+      rows.push({
+        grad, dtype, msPerIter: s.medianMs, minMs: s.minMs, maxMs: s.maxMs, blocks: s.reps, itersPerBlock: iters,
+        nfeForward: round(nfeF / n, 4), nfeBackward: round(nfeB / n, 4), peakCoreBytes: peak,
+        torchdiffeqMs: ref?.iter_ms, speedupVsTorchdiffeqRef: ref ? round(ref.iter_ms / s.medianMs, 3) : undefined,
+      });
+    }
+  }
+  return rows;
+}
+
+/** GFLOP/s of m = n = k = 256 products (median over repeated solves) vs the roofline. */
+export function runGemm({ quick = false }) {
+  const roofline = { float64: 29.6, float32: 60 };
+  const size = 256, steps = 8;
+  const rows = [];
+  for (const dtype of ['float64', 'float32']) {
+    const f = nn.sequential([nn.linear(size, size)], { seed: 1, dtype });
+    // keep the state bounded over the steps: small weights
+    const p = f.params;
+    for (let i = 0; i < p.length; i++) p[i] *= 0.05;
+    const y0 = random('uniform', size * size, { seed: 2, stream: 0 });
+    const run = () => odeint(f, y0, [0, 1], { method: 'euler', stepSize: 1 / steps, dtype });
+    for (let i = 0; i < 3; i++) run();
+    const times = [];
+    for (let i = 0; i < (quick ? 7 : 21); i++) {
+      const t0 = performance.now();
+      run();
+      times.push(performance.now() - t0);
+    }
+    f.dispose();
+    const s = summarize(times);
+    const flops = 2 * size * size * size * steps;
+    const gflops = flops / (s.minMs * 1e6);
+    rows.push({
+      kernel: `linear ${size}→${size}, batch ${size} (gemm ${size}³ + transpose + bias)`, dtype,
+      medianMs: s.medianMs, minMs: s.minMs, gflopsAtMin: round(gflops, 3), gflopsAtMedian: round(flops / (s.medianMs * 1e6), 3),
+      roofline: roofline[dtype], fractionOfRoofline: round(gflops / roofline[dtype], 3),
+    });
+  }
+  return rows;
+}
