@@ -344,7 +344,11 @@ export class ODENetClassifier {
       };
     };
     try {
-      return await fitLoop(o, iterations, perEpoch, step);
+      return await fitLoop(o, iterations, perEpoch, step, {
+        params: () => this.params,
+        optimizerState: () => opt.state,
+        restore: (p, st) => { this.params.set(p); opt.state = st; },
+      });
     } finally {
       opt.dispose();
     }
