@@ -111,7 +111,7 @@ async function spiral(ctx: DemoContext): Promise<DemoResult> {
 async function latent(ctx: DemoContext): Promise<DemoResult> {
   const r = await runTable2({
     // `make demo` must finish within 15 minutes in all: the full Table 2 run is examples/latent-ode
-    iterations: ctx.quick ? 40 : 400, rnnIterations: ctx.quick ? 20 : 200, seed: ctx.seed, dtype: 'float32', obsStd: 0.1,
+    iterations: ctx.quick ? 40 : 250, rnnIterations: ctx.quick ? 20 : 120, seed: ctx.seed, dtype: 'float32', obsStd: 0.1,
     subsampleMin: 30, evalEvery: 0, counts: [30, 50, 100],
     log: (line) => process.stderr.write(line + '\n'), progress: ctx.progress,
   });
