@@ -60,6 +60,7 @@ export function odeintWithGrad(f: CoreField | VjpPair, y0: ArrayLike<number>, ts
   const field = isCoreField(f) ? f : undefined;
   const p = packOptions(options, y.length, field?.dim, ['grad', 'adjointRtol', 'adjointAtol', 'adjointNorm']);
   if (p.independent) throw invalid('batchMode', "'independent' is not supported with gradients; use 'joint'");
+  if (options.onStep !== undefined) throw invalid('onStep', 'is not supported by odeintWithGrad yet (use odeint)');
   const jsParams = field ? 0 : options && isVjpPair(f) && f.numParams !== undefined ? nonNegIntParams(f.numParams) : 0;
   const gopts = Float64Array.of(
     GRAD_MODES.indexOf(mode),

@@ -105,7 +105,7 @@ fn set_error(e: &Error) {
     });
 }
 
-fn status(r: Result<()>) -> i32 {
+pub(crate) fn status(r: Result<()>) -> i32 {
     match r {
         Ok(()) => OK,
         Err(e) if e.code == Code::CallbackError => CALLBACK_THREW,
@@ -179,9 +179,9 @@ pub extern "C" fn nd_test_panic(code: u32) -> u32 {
 
 /// A JavaScript right-hand side. y and dy are copied through two scratch buffers that live for
 /// the whole solve, so TypeScript can keep typed-array views over them.
-struct JsRhs<R: Real> {
-    y: Vec<R>,
-    dy: Vec<R>,
+pub(crate) struct JsRhs<R: Real> {
+    pub(crate) y: Vec<R>,
+    pub(crate) dy: Vec<R>,
 }
 
 impl<R: Real> Rhs<R> for JsRhs<R> {
@@ -275,15 +275,15 @@ fn opt(v: f64) -> Option<f64> {
     if v.is_nan() { None } else { Some(v) }
 }
 
-unsafe fn slice<'a, T>(p: *const T, n: u32) -> &'a [T] {
+pub(crate) unsafe fn slice<'a, T>(p: *const T, n: u32) -> &'a [T] {
     if n == 0 { &[] } else { core::slice::from_raw_parts(p, n as usize) }
 }
 
-unsafe fn slice_mut<'a, T>(p: *mut T, n: usize) -> &'a mut [T] {
+pub(crate) unsafe fn slice_mut<'a, T>(p: *mut T, n: usize) -> &'a mut [T] {
     if n == 0 { &mut [] } else { core::slice::from_raw_parts_mut(p, n) }
 }
 
-fn decode_options(method: u32, o: &[f64], atol: &[f64], grid: &[f64]) -> Result<(Options, bool)> {
+pub(crate) fn decode_options(method: u32, o: &[f64], atol: &[f64], grid: &[f64]) -> Result<(Options, bool)> {
     let method = Method::from_index(method).ok_or_else(|| Error::invalid(format!("unknown method index {}", method)))?;
     let max_steps = o[OPT_MAX_STEPS];
     if !(max_steps >= 1.0) || max_steps > 9.0e15 || max_steps.fract() != 0.0 {
@@ -341,6 +341,7 @@ unsafe fn solve_with<R: Real>(rhs: &mut dyn Rhs<R>, y0: &[R], n: u32, dim: u32, 
         let batch = (n / dim) as usize;
         let mut rows = vec![Stats::default(); batch];
         let r = solver::solve_independent(rhs, y0, dim as usize, ts, &opts, out, &mut rows);
+        crate::abi_solvers::set_last_stats(rows.iter().fold(Stats::default(), |mut a, s| { a.add(s); a }));
         let st = slice_mut(stats, 3 * (batch + 1));
         let mut total = Stats::default();
         for (b, s) in rows.iter().enumerate() {
@@ -355,7 +356,8 @@ unsafe fn solve_with<R: Real>(rhs: &mut dyn Rhs<R>, y0: &[R], n: u32, dim: u32, 
         r
     } else {
         let mut s = Stats::default();
-        let r = solver::solve(rhs, y0, ts, &opts, out, &mut s, None);
+        let r = crate::abi_solvers::solve_observed(rhs, y0, ts, &opts, out, &mut s);
+        crate::abi_solvers::set_last_stats(s);
         let st = slice_mut(stats, 3);
         st[0] = s.nfe as f64;
         st[1] = s.steps as f64;

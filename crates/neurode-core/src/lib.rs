@@ -3,6 +3,7 @@
 //! `abi` module is the only surface TypeScript sees.
 
 pub mod abi;
+pub mod abi_solvers;
 pub mod alloc;
 pub mod error;
 pub mod field;

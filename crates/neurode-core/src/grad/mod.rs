@@ -335,7 +335,7 @@ fn discrete<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R]) -> Result<G
     for m in 0..n {
         gy[m] += w[m];
     }
-    Ok(Grads { y0: gy.iter().map(|v| v.to_f64()).collect(), params: gp, ts: gt, stats: Stats { nfe, steps: tape.steps.len() as u64, rejected: 0 } })
+    Ok(Grads { y0: gy.iter().map(|v| v.to_f64()).collect(), params: gp, ts: gt, stats: Stats { nfe, steps: tape.steps.len() as u64, ..Stats::default() } })
 }
 
 /// The augmented system of Algorithm 1 over x = [z, a, a_t, a_θ]:
@@ -416,7 +416,7 @@ fn adjoint<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R]) -> Result<Gr
         y0: x[n..2 * n].iter().map(|v| v.to_f64()).collect(),
         params: x[2 * n + 1..].iter().map(|v| v.to_f64()).collect(),
         ts: gt,
-        stats: Stats { nfe: stats.nfe, steps: stats.steps, rejected: stats.rejected },
+        stats,
     })
 }
 
