@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { init } from '../dist/index.js';
 import { runPlain, runSpiralHeadline } from './plain.mjs';
+import { runStiff } from './stiff.mjs';
 import { table } from './stats.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -40,6 +41,12 @@ export async function runBench(argv = process.argv.slice(2)) {
     results.sections.plain = rows;
     log('\n== plain ODEs (JavaScript right-hand side)');
     log(table(rows, ['problem', 'method', 'tol', 'dtype', 'nfe', 'torchdiffeqNfe', 'finalErr', 'medianMs', 'minMs', 'maxMs', 'torchdiffeqMs', 'speedupVsTorchdiffeqRef']));
+  }
+  if (values.only && want('stiff')) {
+    const stiff = runStiff({ quick: values.quick });
+    results.sections.stiff = stiff;
+    log('\n== stiff problems (kvaerno5 vs SciPy Radau/BDF, measured side by side)');
+    log(table(stiff.rows, ['who', 'problem', 'nfe', 'newton', 'jacobians', 'steps', 'rejected', 'relErrEnd', 'medianMs', 'minMs', 'maxMs', 'dopri5WithMaxSteps1e5']));
   }
   mkdirSync(values.out, { recursive: true });
   const file = path.join(values.out, 'bench.json');

@@ -11,6 +11,8 @@ export type Dtype = 'float64' | 'float32';
 export const METHODS = ['euler', 'midpoint', 'heun', 'rk4', 'bosh3', 'dopri5', 'tsit5', 'dopri8', 'kvaerno5', 'explicit_adams', 'implicit_adams'] as const;
 export type Method = (typeof METHODS)[number];
 export const ADAPTIVE_METHODS: readonly Method[] = ['bosh3', 'dopri5', 'tsit5', 'dopri8', 'kvaerno5'];
+/** Methods with Newton or corrector iterations: their stats also hold `newton` and `jacobians`. */
+export const IMPLICIT_METHODS: readonly Method[] = ['kvaerno5', 'implicit_adams'];
 
 export interface SolveOptions {
   method?: Method | string;
@@ -47,7 +49,7 @@ export interface SolveOptions {
 }
 
 /** nfe counts every evaluation of f (for kvaerno5 also one per Jacobian row or FD column);
- *  newton: Newton/corrector iterations (kvaerno5, implicit_adams); jacobians: Jacobian evaluations. */
+ *  for the IMPLICIT_METHODS also newton (Newton/corrector iterations) and jacobians. */
 export interface SolveStats { nfe: number; steps: number; rejected: number; newton?: number; jacobians?: number }
 
 export interface Solution {
@@ -175,7 +177,7 @@ export function odeint(f: Rhs | CoreField, y0: ArrayLike<number>, ts: ArrayLike<
     withStepHook(options.onStep, rhs, f32, (r) => callCore((c) => c.nd_odeint(f32 ? 1 : 0, handle, p.method, y0p, n, p.dim, tsp, times.length, optp, atolp, p.atol.length, gridp, p.grid.length, outp, statp), r));
     const ys = f32 ? s.f32(outp, times.length * n).slice() : s.f64(outp, times.length * n).slice();
     const st = s.f64(statp, nStats);
-    const stats: Solution['stats'] = { nfe: st[0]!, steps: st[1]!, rejected: st[2]!, ...lastNewtonStats(s) };
+    const stats: Solution['stats'] = { nfe: st[0]!, steps: st[1]!, rejected: st[2]!, ...(IMPLICIT_METHODS.includes(METHODS[p.method]!) ? lastNewtonStats(s) : {}) };
     if (p.independent) {
       stats.rows = [];
       for (let b = 0; b < batch; b++) stats.rows.push({ nfe: st[3 * (b + 1)]!, steps: st[3 * (b + 1) + 1]!, rejected: st[3 * (b + 1) + 2]! });

@@ -37,6 +37,9 @@ impl<'a, R: Real> Rhs<R> for AsRhs<'a, R> {
     fn eval(&mut self, t: f64, y: &[R], dy: &mut [R]) -> Result<()> {
         self.0.eval(t, y, dy)
     }
+    fn vjp_y(&mut self, t: f64, y: &[R], a: &[R], out: &mut [R]) -> Result<bool> {
+        self.0.vjp_y(t, y, a, out)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,7 +121,13 @@ pub fn forward<R: Real>(f: &mut dyn VjpRhs<R>, y0: &[R], ts: &[f64], o: &GradOpt
     let n = y0.len();
     let mut ys = vec![R::ZERO; ts.len() * n];
     let mut stats = Stats::default();
-    let mut rec = Recorder { keep_stages: o.mode == Mode::Backprop, steps: Vec::new() };
+    let m = o.forward.method;
+    if o.mode != Mode::Adjoint && matches!(m, solver::Method::ExplicitAdams | solver::Method::ImplicitAdams) {
+        return Err(Error::invalid("grad: 'backprop' and 'checkpoint' are not available for the Adams methods; use 'adjoint'"));
+    }
+    // kvaerno5's stages are Newton solutions: checkpoint keeps them too (recomputing them would
+    // replay the Newton history), so both discrete modes store the stages.
+    let mut rec = Recorder { keep_stages: o.mode == Mode::Backprop || m == solver::Method::Kvaerno5, steps: Vec::new() };
     let observer: Option<&mut dyn StepObserver<R>> = if o.mode == Mode::Adjoint { None } else { Some(&mut rec) };
     solver::solve(&mut AsRhs(f), y0, ts, &o.forward, &mut ys, &mut stats, observer)?;
     let dir = if ts.len() > 1 && ts[1] < ts[0] { -1.0 } else { 1.0 };
@@ -190,11 +199,13 @@ fn discrete<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R]) -> Result<G
     let mut f_end = vec![R::ZERO; n];
     let mut fe_bar = vec![R::ZERO; n];
     let mut next_out = nt; // outputs idx < next_out are not yet handled
+    let implicit = tape.opts.forward.method == solver::Method::Kvaerno5;
+    let mut ift = if implicit { Some(implicit::Ift::new(n)) } else { None };
     for (si, step) in tape.steps.iter().enumerate().rev() {
         let h = step.s1 - step.s0;
         let hr = R::from_f64(h);
         // The step's stages: stored (backprop) or recomputed with the forward's operations.
-        let k: &[Vec<R>] = if tape.mode == Mode::Backprop {
+        let k: &[Vec<R>] = if tape.mode == Mode::Backprop || implicit {
             &step.k
         } else {
             for i in 0..st {
@@ -315,6 +326,11 @@ fn discrete<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R]) -> Result<G
             }
             gy0.iter_mut().for_each(|v| *v = R::ZERO);
             let s_i = stage_time(tb, i, step.s0, h, step.s_k0, step.s_last);
+            if let (Some(ift), true) = (ift.as_mut(), i > 0) {
+                // k_i = f̃(Z_i), Z_i = S_i + hγ k_i: the cotangent reaching S_i is J̃ᵀu with
+                // (I − hγ J̃ᵀ) u = k̄_i (implicit function theorem at the converged stage)
+                ift.prepare(f, dir, s_i, h, &mut ybuf, &k[i], &mut kbar[i], &mut nfe)?;
+            }
             let (kb_head, kb_tail) = kbar.split_at_mut(i);
             let g = vjp_acc(f, dir, s_i, &ybuf, &kb_tail[0], &mut gy0, &mut gp, &mut tmp_y, &mut tmp_p, &mut nfe)?;
             gt[0] += dir * g;
@@ -363,6 +379,10 @@ impl<'a, R: Real> Rhs<R> for Augmented<'a, R> {
             *d = -*v;
         }
         Ok(())
+    }
+    /// a_t and a_θ never feed back: the stiff solver's Newton matrix covers [z, a] only.
+    fn implicit_dim(&self) -> Option<usize> {
+        Some(2 * self.n)
     }
 }
 
@@ -419,6 +439,8 @@ fn adjoint<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R]) -> Result<Gr
         stats,
     })
 }
+
+pub mod implicit;
 
 #[cfg(test)]
 mod tests;

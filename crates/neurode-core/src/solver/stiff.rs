@@ -126,7 +126,9 @@ fn newton_stage<R: Real>(f: &mut Directed<R>, s: f64, hg: f64, sv: &[R], z: &mut
         let mut sum = 0.0;
         for i in 0..n {
             z[i] += R::from_f64(r[i]);
-            let sc = atol_at(&o.atol, i) + o.rtol * yref[i].abs().to_f64().max(z[i].abs().to_f64());
+            // floored at a few ulps of Z: below that the iteration only sees rounding (float32)
+            let mag = yref[i].abs().to_f64().max(z[i].abs().to_f64());
+            let sc = atol_at(&o.atol, i) + o.rtol * mag + 16.0 * unit_roundoff::<R>() * mag;
             let q = r[i] / sc;
             sum += q * q;
         }
@@ -299,9 +301,15 @@ pub(crate) fn integrate<R: Real>(
                 match newton_stage(f, si, hg, &sv, &mut z, &mut tmp, &mut r, &y, &mut nw, o, stats)? {
                     Some(th) => {
                         worst = worst.max(th);
-                        let inv = 1.0 / hg;
-                        for q in 0..n {
-                            k[i][q] = R::from_f64((z[q].to_f64() - sv[q].to_f64()) * inv);
+                        if R::BYTES == 4 {
+                            // (Z − S)/(hγ) carries float32 rounding of y divided by hγ, noise the
+                            // error estimate would never get below: evaluate f instead
+                            f.eval(si, &z, &mut k[i])?;
+                        } else {
+                            let inv = 1.0 / hg;
+                            for q in 0..n {
+                                k[i][q] = R::from_f64((z[q].to_f64() - sv[q].to_f64()) * inv);
+                            }
                         }
                     }
                     None => {

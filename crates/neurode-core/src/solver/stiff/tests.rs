@@ -77,16 +77,3 @@ fn stiff_linear_decay_matches_closed_form() {
     // backward in time from t = 2 to 0 (the stiff direction is then unstable in forward sense,
     // but y = cos t stays the attracting solution of the reversed problem only for the smooth part)
 }
-
-#[test]
-fn debug_rob() {
-    let mut ts = vec![0.0];
-    for k in 0..21 { ts.push(10f64.powf(-5.0 + 0.5 * k as f64)); }
-    for (rtol, atol) in [(1e-6, vec![1e-8, 1e-14, 1e-8]), (1e-6, vec![1e-12, 1e-16, 1e-12])] {
-        let o = Options { method: Method::Kvaerno5, rtol, atol: atol.clone(), ..Options::default() };
-        let mut out = vec![0.0; ts.len() * 3];
-        let mut st = Stats::default();
-        solve(&mut FnRhs(robertson), &[1.0, 0.0, 0.0], &ts, &o, &mut out, &mut st, None).unwrap();
-        eprintln!("ROB {:?} {:?} {:?}", atol, st, out);
-    }
-}
