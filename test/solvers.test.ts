@@ -199,3 +199,53 @@ describe('Adams methods, jumpTs and onStep', () => {
     expectCode(() => odeint(decay, [1], [0, 1], { method: 'explicit_adams' }), 'INVALID_ARGUMENT', 'stepSize');
   });
 });
+
+describe('event-time gradients (implicit function theorem)', () => {
+  // y' = −p·y from y0 at t0; the event y = c happens at t* = t0 + ln(y0/c)/p
+  const p = 0.7, c = 0.25, Y0 = 2, T0 = 0.3;
+  const pair = {
+    f: (_t: number, y: Float64Array, dy: Float64Array) => { dy[0] = -p * y[0]!; },
+    vjp: (_t: number, y: Float64Array, a: Float64Array, oy: Float64Array, op: Float64Array) => { oy[0] = -p * a[0]!; op[0] = -a[0]! * y[0]!; },
+    numParams: 1,
+  };
+  const lnT = (x: number) => Math['log'](x);
+  for (const grad of ['backprop', 'checkpoint', 'adjoint'] as const) {
+    it(`dt*/dy0, dt*/dp, dt*/dt0 and dy*/d· match the closed form (${grad})`, () => {
+      const r = odeintEvent(pair, [Y0], T0, { events: [{ linear: [1], offset: -c, direction: 'down' }], grad, rtol: 1e-11, atol: 1e-12 });
+      expect(Math.abs(r.t[0]! - (T0 + lnT(Y0 / c) / p))).toBeLessThan(1e-8);
+      const g = r.backward!({ dLdt: [1] });
+      expect(Math.abs(g.y0[0]! - 1 / (p * Y0))).toBeLessThan(1e-6);
+      expect(Math.abs(g.params[0]! - -lnT(Y0 / c) / (p * p))).toBeLessThan(1e-5);
+      expect(Math.abs(g.t0 - 1)).toBeLessThan(1e-6);
+      // the state at the event is always c: its gradient vanishes once t* moves with the inputs
+      const r2 = odeintEvent(pair, [Y0], T0, { events: [{ linear: [1], offset: -c, direction: 'down' }], grad, rtol: 1e-11, atol: 1e-12 });
+      const g2 = r2.backward!({ dLdy: [1] });
+      expect(Math.abs(g2.y0[0]!)).toBeLessThan(1e-6);
+      expect(Math.abs(g2.params[0]!)).toBeLessThan(1e-6);
+    });
+  }
+
+  it('a core field with a JavaScript event function and its grad: dt*/dy0 against finite differences, per row', () => {
+    const field = nn.mlp({ dims: [2, 12, 2], seed: 11 });
+    // event: 0.1·(y0 + 2·y1) + 0.1·t reaches 0.4, gradient given by hand
+    const ev = { fn: (t: number, y: Float64Array) => 0.1 * (y[0]! + 2 * y[1]!) - 0.4 + 0.1 * t, grad: (_t: number, _y: Float64Array, out: Float64Array) => { out[0] = 0.1; out[1] = 0.2; return 0.1; } };
+    const y0 = [0.1, 0.05, -0.2, 0.1];
+    const o = { events: [ev], tEnd: 20, rtol: 1e-12, atol: 1e-12 } as const;
+    const base = odeintEvent(field, y0, 0, o);
+    expect(Array.from(base.event)).toEqual([0, 0]);
+    const r = odeintEvent(field, y0, 0, { ...o, grad: 'backprop' });
+    const g = r.backward!({ dLdt: [1, 1] });
+    const h = 1e-6;
+    for (let i = 0; i < 4; i++) {
+      const a = [...y0], b = [...y0];
+      a[i]! += h; b[i]! -= h;
+      const row = i < 2 ? 0 : 1;
+      const fd = (odeintEvent(field, a, 0, o).t[row]! - odeintEvent(field, b, 0, o).t[row]!) / (2 * h);
+      expect(Math.abs(g.y0[i]! - fd)).toBeLessThan(1e-5 * Math.max(1, Math.abs(fd)));
+    }
+    // a JavaScript event function without grad cannot be differentiated
+    const r2 = odeintEvent(field, y0, 0, { ...o, events: [{ fn: ev.fn }], grad: 'backprop' });
+    expectCode(() => r2.backward!({ dLdt: [1, 1] }), 'INVALID_ARGUMENT', 'events[0].grad');
+    field.dispose();
+  });
+});

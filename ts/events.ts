@@ -6,6 +6,7 @@
 import { invalid } from './errors.js';
 import { isCoreField, packOptions, type CoreField, type Rhs, type SolveOptions, type SolveStats } from './odeint.js';
 import { activeRhs, callCore, core, Scratch, solverHooks } from './wasm.js';
+import { odeintWithGrad, GRAD_MODES, type GradMode, type GradSolution, type VjpPair } from './grad.js';
 import { finiteArray, oneOf, positiveNumber } from './validate.js';
 
 /** g(t, yRow) → number; the event happens where g crosses zero. */
@@ -22,6 +23,8 @@ export interface EventSpec {
   direction?: 'up' | 'down' | 'both';
   /** Stop the row at this event (default true). Non-terminal events are only logged. */
   terminal?: boolean;
+  /** For gradients through a JavaScript event function: writes ∂g/∂y into outY, returns ∂g/∂t. */
+  grad?: (t: number, y: Float64Array, outY: Float64Array, row: number) => number;
 }
 
 export interface EventOptions extends SolveOptions {
@@ -36,7 +39,15 @@ export interface EventOptions extends SolveOptions {
   eventTol?: number;
   /** Most non-terminal events logged per call (default 1000). */
   maxEvents?: number;
+  /** Make the result differentiable (float64 only): `backward` gives dL/dy0, dL/dθ and dL/dt0
+   *  through the event times (implicit function theorem). f must then be a vector field or
+   *  { f, vjp }. */
+  grad?: GradMode;
+  adjointRtol?: number;
+  adjointAtol?: number;
 }
+
+export interface EventGrads { y0: Float64Array; params: Float64Array; t0: number; stats: SolveStats }
 
 export interface EventOccurrence { row: number; event: number; t: number; y: Float64Array }
 
@@ -52,9 +63,12 @@ export interface EventSolution {
   /** Non-terminal events, in the order found (row by row). */
   log: EventOccurrence[];
   stats: SolveStats & { rows: SolveStats[] };
+  /** With options.grad: dL/dt (per row) and dL/dy (batch × dim, at the stop states) → gradients.
+   *  Rows without a terminal event contribute through y(tEnd) only. Call once. */
+  backward?: (dL: { dLdt?: ArrayLike<number>; dLdy?: ArrayLike<number> }) => EventGrads;
 }
 
-const EVENT_KEYS = ['events', 'tEnd', 'reverse', 'ts', 'eventTol', 'maxEvents'];
+const EVENT_KEYS = ['events', 'tEnd', 'reverse', 'ts', 'eventTol', 'maxEvents', 'grad', 'adjointRtol', 'adjointAtol'];
 
 /** Packs event specs: per event [kind, direction, terminal, time, offset, w(dim)]. */
 export function packEvents(raw: unknown, dim: number): { spec: Float64Array; fns: Array<EventFunction | undefined>; list: EventSpec[] } {
@@ -102,7 +116,8 @@ function finiteNumber(name: string, v: unknown): number {
  * that meets one stops there, the others go on. Returns the stop times and states, and a log of
  * non-terminal events.
  */
-export function odeintEvent(f: Rhs | CoreField, y0: ArrayLike<number>, t0: number, options: EventOptions): EventSolution {
+export function odeintEvent(f: Rhs | CoreField | VjpPair, y0: ArrayLike<number>, t0: number, options: EventOptions): EventSolution {
+  if (options !== null && typeof options === 'object' && options.grad !== undefined) return odeintEventWithGrad(f, y0, t0, options);
   const x = core().exports;
   if (typeof f !== 'function' && !isCoreField(f)) throw invalid('f', 'must be a function (t, y, dydt) => void or a vector field');
   if (options === null || typeof options !== 'object') throw invalid('options', 'must be an object with events');
@@ -114,7 +129,7 @@ export function odeintEvent(f: Rhs | CoreField, y0: ArrayLike<number>, t0: numbe
   const dtype = field ? field.dtype : p.dtype;
   const f32 = dtype === 'float32';
   const n = y.length, dim = p.dim, batch = n / dim;
-  const { spec, fns } = packEvents(options.events, dim);
+  const { spec, fns, list } = packEvents(options.events, dim);
   const tEnd = options.tEnd === undefined ? NaN : finiteNumber('tEnd', options.tEnd);
   if (options.reverse !== undefined && typeof options.reverse !== 'boolean') throw invalid('reverse', 'must be a boolean');
   const outTs = options.ts === undefined ? new Float64Array(0) : finiteArray('ts', options.ts, { allowEmpty: true });
@@ -143,6 +158,7 @@ export function odeintEvent(f: Rhs | CoreField, y0: ArrayLike<number>, t0: numbe
         }
       }
     };
+    void list;
     try {
       callCore((c) => c.nd_odeint_event(f32 ? 1 : 0, handle, p.method, y0p, n, dim, scp, tsp, outTs.length, optp, atolp, p.atol.length, gridp, p.grid.length, evp, fns.length, tp, yp, ip, ysp, logp, cntp, stp), rhs);
     } finally {
@@ -177,6 +193,83 @@ export function odeintEvent(f: Rhs | CoreField, y0: ArrayLike<number>, t0: numbe
   } finally {
     s.free();
   }
+}
+
+function odeintEventWithGrad(f: Rhs | CoreField | VjpPair, y0: ArrayLike<number>, t0: number, options: EventOptions): EventSolution {
+  const mode = oneOf('grad', options.grad, GRAD_MODES);
+  const isPair = typeof f === 'object' && f !== null && typeof (f as VjpPair).f === 'function' && typeof (f as VjpPair).vjp === 'function';
+  if (!isCoreField(f) && !isPair) throw invalid('f', 'must be a vector field or { f, vjp } for gradients');
+  if ((options.dtype ?? 'float64') !== 'float64' || (isCoreField(f) && f.dtype !== 'float64')) throw invalid('dtype', "event gradients need 'float64'");
+  const { grad: _g, adjointRtol, adjointAtol, ...plain } = options;
+  const fwd = odeintEvent(isPair ? (f as VjpPair).f : (f as CoreField), y0, t0, plain);
+  const field = isCoreField(f) ? f : undefined;
+  const dim = packOptions(plain, fwd.y.length, field?.dim, EVENT_KEYS).dim;
+  const batch = fwd.t.length;
+  const { spec, list } = packEvents(options.events, dim);
+  const solveOpts: Record<string, unknown> = { ...plain, grad: mode, adjointRtol, adjointAtol, dim: undefined };
+  for (const k of EVENT_KEYS) delete solveOpts[k];
+  solveOpts.grad = mode;
+  if (adjointRtol !== undefined) solveOpts.adjointRtol = adjointRtol;
+  if (adjointAtol !== undefined) solveOpts.adjointAtol = adjointAtol;
+  const rowAtol = (b: number) => {
+    const a = plain.atol;
+    if (a === undefined || typeof a === 'number') return a;
+    const arr = Array.from(a);
+    return arr.length === fwd.y.length ? arr.slice(b * dim, (b + 1) * dim) : arr;
+  };
+  // per row: the solve over [t0, t*] again (same steps up to t*), recording for its backward pass
+  const y0a = finiteArray('y0', y0);
+  const sols: GradSolution[] = [];
+  for (let b = 0; b < batch; b++) {
+    sols.push(odeintWithGrad(f as CoreField | VjpPair, y0a.slice(b * dim, (b + 1) * dim), [t0, fwd.t[b]!], { ...(solveOpts as object), atol: rowAtol(b) } as Parameters<typeof odeintWithGrad>[3]));
+  }
+  let used = false;
+  fwd.backward = ({ dLdt, dLdy }) => {
+    if (used) throw invalid('backward', 'may be called once');
+    used = true;
+    const dt = dLdt === undefined ? new Float64Array(batch) : finiteArray('dLdt', dLdt);
+    const dy = dLdy === undefined ? new Float64Array(batch * dim) : finiteArray('dLdy', dLdy);
+    if (dt.length !== batch) throw invalid('dLdt', `must hold one number per row (${batch})`);
+    if (dy.length !== batch * dim) throw invalid('dLdy', `must hold batch × dim = ${batch * dim} numbers`);
+    const out: EventGrads = { y0: new Float64Array(batch * dim), params: new Float64Array(0), t0: 0, stats: { nfe: 0, steps: 0, rejected: 0 } };
+    const x = core().exports;
+    for (let b = 0; b < batch; b++) {
+      const k = fwd.event[b]!;
+      let a = dy.slice(b * dim, (b + 1) * dim);
+      if (k >= 0) {
+        const ev = list[k]!;
+        const s = new Scratch(x);
+        try {
+          const evp = s.put(spec), yp = s.put(sols[b]!.ys.slice(dim, 2 * dim)), dlp = s.put(a), outp = s.alloc(dim * 8);
+          const rhs = activeRhs(isPair ? ((f as VjpPair).f as never) : () => { throw new Error('no JavaScript right-hand side'); }, false);
+          solverHooks.event = (t, yRow, row, which, o) => {
+            if (which < 0) return;
+            if (typeof ev.grad !== 'function') throw invalid(`events[${which}].grad`, 'is needed to differentiate a JavaScript event function: (t, y, outY, row) => dg/dt');
+            const g = ev.grad(t, yRow, o.subarray(0, dim), row);
+            o[dim] = typeof g === 'number' ? g : 0;
+          };
+          try {
+            callCore((c) => c.nd_event_cotangent(field ? field.coreHandle() : 0, evp, list.length, dim, k, b, fwd.t[b]!, yp, dt[b]!, dlp, outp), rhs);
+          } finally {
+            solverHooks.event = undefined;
+          }
+          a = s.f64(outp, dim).slice();
+        } finally {
+          s.free();
+        }
+      }
+      const w = new Float64Array(2 * dim);
+      w.set(a, dim);
+      const g = sols[b]!.backward(w);
+      out.y0.set(g.y0, b * dim);
+      if (out.params.length === 0) out.params = new Float64Array(g.params.length);
+      for (let i = 0; i < g.params.length; i++) out.params[i]! += g.params[i]!;
+      out.t0 += g.ts[0]!;
+      out.stats.nfe += g.stats.nfe; out.stats.steps += g.stats.steps; out.stats.rejected += g.stats.rejected;
+    }
+    return out;
+  };
+  return fwd;
 }
 
 function newtonFrom(s: Scratch, p: number): { newton: number; jacobians: number } {

@@ -43,6 +43,7 @@ export interface CoreExports {
   ): number;
   nd_last_stats(out: number): void;
   nd_set_on_step(on: number): void;
+  nd_event_cotangent(field: number, ev: number, nev: number, dim: number, k: number, row: number, t: number, y: number, dLdt: number, dLdy: number, outA: number): number;
   nd_odeint_event(
     dtype: number, field: number, method: number, y0: number, n: number, dim: number, sc: number,
     ts: number, nts: number, opts: number, atol: number, natol: number, grid: number, ngrid: number,

@@ -255,3 +255,47 @@ pub unsafe extern "C" fn nd_odeint_event(
     })();
     status(r)
 }
+
+/// The event time's gradient (implicit function theorem, as torchdiffeq's odeint_event). With
+/// t* defined by g(t*, y(t*)) = 0 and a loss L(t*, y*), the cotangent of the solution at the
+/// fixed time t* is a = ȳ − c·∂g/∂y with c = (t̄ + ȳ·f*)/(∂g/∂y·f* + ∂g/∂t), f* = f(t*, y*);
+/// the backward pass of the solve over [t0, t*] with `a` then gives dL/dy0, dL/dθ and dL/dt0.
+pub fn event_cotangent(f: &mut dyn Rhs<f64>, evs: &[EventSpec], cb: &mut dyn EventCallbacks, k: usize, row: usize, t: f64, y: &[f64], dl_dt: f64, dl_dy: &[f64], out_a: &mut [f64]) -> Result<()> {
+    let dim = y.len();
+    let mut fy = vec![0.0; dim];
+    f.eval(t, y, &mut fy)?;
+    let mut gy = vec![0.0; dim];
+    let gt = events::event_grad(evs, cb, k, t, row, y, &mut gy)?;
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let den = dot(&gy, &fy) + gt;
+    if !(den != 0.0) || !den.is_finite() {
+        return Err(Error::new(Code::NonFinite, format!("event {} has zero time derivative dg/dt = {} at t = {}: its time is not differentiable", k, den, t)));
+    }
+    let c = (dl_dt + dot(dl_dy, &fy)) / den;
+    for i in 0..dim {
+        out_a[i] = dl_dy[i] - c * gy[i];
+    }
+    Ok(())
+}
+
+/// Evaluates `event_cotangent` for one row (state of width dim, f64; a core field of dtype f64,
+/// or the JavaScript right-hand side for field 0). `ev` packs the events as nd_odeint_event.
+#[no_mangle]
+pub unsafe extern "C" fn nd_event_cotangent(field: u32, ev: *const f64, nev: u32, dim: u32, k: u32, row: u32, t: f64, y: *const f64, dl_dt: f64, dl_dy: *const f64, out_a: *mut f64) -> i32 {
+    let r = (|| {
+        let evs = decode_events(slice(ev, nev.saturating_mul(5 + dim)), nev as usize, dim as usize)?;
+        if k >= nev {
+            return Err(Error::invalid("event index out of range"));
+        }
+        let (y, dl) = (slice(y, dim), slice(dl_dy, dim));
+        let out = slice_mut(out_a, dim as usize);
+        let mut cb = JsEvents { dim: dim as usize, buf: Vec::new() };
+        if field != 0 {
+            crate::field::with_field::<f64, _>(field, |f| event_cotangent(f, &evs, &mut cb, k as usize, row as usize, t, y, dl_dt, dl, out))
+        } else {
+            let mut rhs = JsRhs { y: vec![0.0; dim as usize], dy: vec![0.0; dim as usize] };
+            event_cotangent(&mut rhs, &evs, &mut cb, k as usize, row as usize, t, y, dl_dt, dl, out)
+        }
+    })();
+    status(r)
+}
