@@ -249,3 +249,28 @@ describe('event-time gradients (implicit function theorem)', () => {
     field.dispose();
   });
 });
+
+describe('onStep in odeintWithGrad', () => {
+  it('is called on the forward and on the backward pass in every mode', async () => {
+    const { odeintWithGrad } = await import('../ts/index.js');
+    const pair = {
+      f: (_t: number, y: Float64Array, dy: Float64Array) => { dy[0] = y[1]!; dy[1] = -y[0]!; },
+      vjp: (_t: number, _y: Float64Array, a: Float64Array, oy: Float64Array) => { oy[0] = -a[1]!; oy[1] = a[0]!; },
+    };
+    for (const grad of ['adjoint', 'backprop', 'checkpoint'] as const) {
+      const fwd: number[] = [], bwd: Array<[number, number]> = [];
+      const sol = odeintWithGrad(pair, [1, 0], [0, 1, 2], { grad, rtol: 1e-8, atol: 1e-10, onStep: (t, _y, ok) => { if (ok) fwd.push(t); }, onBackwardStep: (t, y, ok) => { if (ok) bwd.push([t, y.length]); } });
+      expect(fwd.length).toBe(sol.stats.steps);
+      const g = sol.backward([0, 0, 0, 0, 1, 0]);
+      expect(bwd.length).toBeGreaterThan(0);
+      if (grad === 'adjoint') {
+        expect(bwd.length).toBe(g.stats.steps);
+        expect(bwd.every(([, len]) => len === 2 * 2 + 1)).toBe(true); // [z, a, a_t] (no parameters)
+        expect(bwd[0]![0]).toBeCloseTo(2, 12); // the backward solve starts at the last time
+      } else {
+        expect(bwd.length).toBe(sol.stats.steps); // every recorded step once, in reverse
+        expect(bwd.map(([t]) => t)).toEqual([...fwd].reverse());
+      }
+    }
+  });
+});

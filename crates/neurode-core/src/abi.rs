@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{Code, Error, Result};
 use crate::field::NetField;
-use crate::grad::{self, GradOptions, Mode, Tape, VjpRhs};
+use crate::grad::{GradOptions, Mode, Tape, VjpRhs};
 use crate::nn::decode_specs;
 use crate::optim::Optimizer;
 use crate::real::Real;
@@ -422,7 +422,7 @@ fn decode_grad(forward: Options, g: &[f64]) -> Result<(GradOptions, usize)> {
 
 unsafe fn grad_forward_typed<R: Scalar>(field: u32, y0: *const u8, n: u32, ts: &[f64], go: GradOptions, js_params: usize, out: *mut u8, stats: *mut f64) -> Result<Tape<R>> {
     let y0 = slice(y0 as *const R, n);
-    let tape = with_vjp_field::<R, _>(field, n as usize, js_params, |f| grad::forward(f, y0, ts, &go))?;
+    let tape = with_vjp_field::<R, _>(field, n as usize, js_params, |f| crate::abi_solvers::grad_forward(f, y0, ts, &go))?;
     slice_mut(out as *mut R, tape.ys.len()).copy_from_slice(&tape.ys);
     let st = slice_mut(stats, 3);
     st[0] = tape.forward_stats.nfe as f64;
@@ -482,7 +482,7 @@ unsafe fn grad_backward_typed<R: Scalar>(field: u32, tape: Tape<R>, js_params: u
         if f.num_params() != np as usize {
             return Err(Error::invalid(format!("params buffer has {} entries, the field has {}", np, f.num_params())));
         }
-        grad::backward(f, tape, dl)
+        crate::abi_solvers::grad_backward(f, tape, dl)
     })?;
     slice_mut(out_y0, g.y0.len()).copy_from_slice(&g.y0);
     slice_mut(out_p, g.params.len()).copy_from_slice(&g.params);

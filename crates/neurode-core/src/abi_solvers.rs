@@ -86,6 +86,30 @@ pub(crate) fn solve_observed<R: Real>(rhs: &mut dyn Rhs<R>, y0: &[R], ts: &[f64]
     solver::solve(rhs, y0, ts, o, out, stats, None)
 }
 
+fn js_step_for(ts: &[f64]) -> Option<JsStep> {
+    if ON_STEP.with(|c| c.get()) {
+        Some(JsStep { dir: if ts.len() > 1 && ts[1] < ts[0] { -1.0 } else { 1.0 }, y: Vec::new() })
+    } else {
+        None
+    }
+}
+
+/// grad::forward with the JavaScript step callback when it is on.
+pub(crate) fn grad_forward<R: Real>(f: &mut dyn crate::grad::VjpRhs<R>, y0: &[R], ts: &[f64], o: &crate::grad::GradOptions) -> Result<crate::grad::Tape<R>> {
+    let mut js = js_step_for(ts);
+    crate::grad::forward_observed(f, y0, ts, o, js.as_mut().map(|j| j as &mut dyn StepObserver<R>))
+}
+
+/// grad::backward with the JavaScript step callback when it is on (time runs backward: the
+/// callback's dir is the reverse of the forward solve's).
+pub(crate) fn grad_backward<R: Real>(f: &mut dyn crate::grad::VjpRhs<R>, tape: crate::grad::Tape<R>, dl: &[R]) -> Result<crate::grad::Grads> {
+    let mut js = js_step_for(&tape.times());
+    if let Some(j) = js.as_mut() {
+        j.dir = if tape.is_adjoint() { -j.dir } else { j.dir };
+    }
+    crate::grad::backward_observed(f, tape, dl, js.as_mut().map(|j| j as &mut dyn StepObserver<R>))
+}
+
 /// JavaScript event functions.
 struct JsEvents {
     dim: usize,

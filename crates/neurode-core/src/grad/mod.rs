@@ -95,6 +95,12 @@ impl<R: Real> Tape<R> {
     pub fn num_times(&self) -> usize {
         self.ts.len()
     }
+    pub fn times(&self) -> Vec<f64> {
+        self.ts.clone()
+    }
+    pub fn is_adjoint(&self) -> bool {
+        self.mode == Mode::Adjoint
+    }
 }
 
 struct Recorder<R: Real> {
@@ -118,6 +124,35 @@ impl<R: Real> StepObserver<R> for Recorder<R> {
 
 /// Solves forward and records what `backward` needs.
 pub fn forward<R: Real>(f: &mut dyn VjpRhs<R>, y0: &[R], ts: &[f64], o: &GradOptions) -> Result<Tape<R>> {
+    forward_observed(f, y0, ts, o, None)
+}
+
+/// Two observers in turn (the tape's recorder and a step callback).
+struct Chain<'a, 'b, R: Real> {
+    first: Option<&'a mut Recorder<R>>,
+    second: Option<&'b mut dyn StepObserver<R>>,
+}
+
+impl<'a, 'b, R: Real> StepObserver<R> for Chain<'a, 'b, R> {
+    fn accepted(&mut self, st: &StepInfo<R>) -> Result<()> {
+        if let Some(o) = self.first.as_deref_mut() {
+            o.accepted(st)?;
+        }
+        if let Some(o) = self.second.as_deref_mut() {
+            o.accepted(st)?;
+        }
+        Ok(())
+    }
+    fn rejected(&mut self, s0: f64, s1: f64, y0: &[R]) -> Result<()> {
+        if let Some(o) = self.second.as_deref_mut() {
+            o.rejected(s0, s1, y0)?;
+        }
+        Ok(())
+    }
+}
+
+/// `forward` with an extra observer of the forward solve's steps (step callbacks).
+pub fn forward_observed<R: Real>(f: &mut dyn VjpRhs<R>, y0: &[R], ts: &[f64], o: &GradOptions, extra: Option<&mut dyn StepObserver<R>>) -> Result<Tape<R>> {
     let n = y0.len();
     let mut ys = vec![R::ZERO; ts.len() * n];
     let mut stats = Stats::default();
@@ -128,8 +163,8 @@ pub fn forward<R: Real>(f: &mut dyn VjpRhs<R>, y0: &[R], ts: &[f64], o: &GradOpt
     // kvaerno5's stages are Newton solutions: checkpoint keeps them too (recomputing them would
     // replay the Newton history), so both discrete modes store the stages.
     let mut rec = Recorder { keep_stages: o.mode == Mode::Backprop || m == solver::Method::Kvaerno5, steps: Vec::new() };
-    let observer: Option<&mut dyn StepObserver<R>> = if o.mode == Mode::Adjoint { None } else { Some(&mut rec) };
-    solver::solve(&mut AsRhs(f), y0, ts, &o.forward, &mut ys, &mut stats, observer)?;
+    let mut chain = Chain { first: if o.mode == Mode::Adjoint { None } else { Some(&mut rec) }, second: extra };
+    solver::solve(&mut AsRhs(f), y0, ts, &o.forward, &mut ys, &mut stats, Some(&mut chain))?;
     let dir = if ts.len() > 1 && ts[1] < ts[0] { -1.0 } else { 1.0 };
     Ok(Tape { mode: o.mode, opts: o.clone(), dir, ts: ts.to_vec(), ys, n, steps: rec.steps, forward_stats: stats })
 }
@@ -144,6 +179,13 @@ pub struct Grads {
 
 /// The backward pass. `dl_dys` is ts.len() × n. Consumes the tape.
 pub fn backward<R: Real>(f: &mut dyn VjpRhs<R>, tape: Tape<R>, dl_dys: &[R]) -> Result<Grads> {
+    backward_observed(f, tape, dl_dys, None)
+}
+
+/// `backward` with an observer of the backward pass's steps: for 'adjoint' the steps of the
+/// augmented solve (state [z, a, a_t, a_θ]); for backprop/checkpoint each recorded step in
+/// reverse, with y0 = dL/dy at the step's start.
+pub fn backward_observed<R: Real>(f: &mut dyn VjpRhs<R>, tape: Tape<R>, dl_dys: &[R], extra: Option<&mut dyn StepObserver<R>>) -> Result<Grads> {
     if dl_dys.len() != tape.ys.len() {
         return Err(Error::invalid(format!("dLdys must hold {} numbers (ts.length × state length), got {}", tape.ys.len(), dl_dys.len())));
     }
@@ -151,8 +193,8 @@ pub fn backward<R: Real>(f: &mut dyn VjpRhs<R>, tape: Tape<R>, dl_dys: &[R]) -> 
         return Err(Error::invalid("dLdys must be finite"));
     }
     match tape.mode {
-        Mode::Adjoint => adjoint(f, &tape, dl_dys),
-        Mode::Backprop | Mode::Checkpoint => discrete(f, &tape, dl_dys),
+        Mode::Adjoint => adjoint(f, &tape, dl_dys, extra),
+        Mode::Backprop | Mode::Checkpoint => discrete(f, &tape, dl_dys, extra),
     }
 }
 
@@ -177,7 +219,7 @@ fn is_zero<R: Real>(v: &[R]) -> bool {
 }
 
 /// Reverse mode through the recorded steps (backprop and checkpoint).
-fn discrete<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R]) -> Result<Grads> {
+fn discrete<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R], mut extra: Option<&mut dyn StepObserver<R>>) -> Result<Grads> {
     let n = tape.n;
     let p = f.num_params();
     let dir = tape.dir;
@@ -346,6 +388,9 @@ fn discrete<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R]) -> Result<G
                 }
             }
         }
+        if let Some(obs) = extra.as_deref_mut() {
+            obs.accepted(&StepInfo { s0: step.s0, s1: step.s1, s_k0: step.s_k0, s_last: step.s_last, y0: &gy, y1: &gy, k })?;
+        }
     }
     // the output at ts[0] is y0 itself
     for m in 0..n {
@@ -386,7 +431,7 @@ impl<'a, R: Real> Rhs<R> for Augmented<'a, R> {
     }
 }
 
-fn adjoint<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R]) -> Result<Grads> {
+fn adjoint<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R], mut extra: Option<&mut dyn StepObserver<R>>) -> Result<Grads> {
     let n = tape.n;
     let p = f.num_params();
     let nt = tape.ts.len();
@@ -419,7 +464,10 @@ fn adjoint<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R]) -> Result<Gr
             x[2 * n] -= R::from_f64(d);
         }
         let mut s = Stats::default();
-        solver::solve(&mut aug, &x, &[tape.ts[i], tape.ts[i - 1]], &aopts, &mut x_out, &mut s, None)?;
+        solver::solve(&mut aug, &x, &[tape.ts[i], tape.ts[i - 1]], &aopts, &mut x_out, &mut s, match extra {
+            Some(ref mut o) => Some(&mut **o as &mut dyn StepObserver<R>),
+            None => None,
+        })?;
         stats.add(&s);
         x.copy_from_slice(&x_out[len..]);
         // restart from the forward pass's state and add the cotangent of this output
