@@ -9,6 +9,7 @@ import { init } from '../dist/index.js';
 import { runPlain, runSpiralHeadline } from './plain.mjs';
 import { runPoolBench } from './pool.mjs';
 import { runGemm, runTrain } from './train.mjs';
+import { runStiff } from './stiff.mjs';
 import { table } from './stats.mjs';
 import { runLatent } from './latent.mjs';
 import { runConvThroughput, runOdeNetBatch } from './mnist.mjs';
@@ -80,6 +81,12 @@ export async function runBench(argv = process.argv.slice(2)) {
     results.sections.gemm = rows;
     log('\n== gemm throughput vs the simd128 roofline (TOOLCHAIN.md §3)');
     log(table(rows, ['kernel', 'dtype', 'medianMs', 'minMs', 'gflopsAtMin', 'gflopsAtMedian', 'roofline', 'fractionOfRoofline']));
+  }
+  if (values.only && want('stiff')) {
+    const stiff = runStiff({ quick: values.quick });
+    results.sections.stiff = stiff;
+    log('\n== stiff problems (kvaerno5 vs SciPy Radau/BDF, measured side by side)');
+    log(table(stiff.rows, ['who', 'problem', 'nfe', 'newton', 'jacobians', 'steps', 'rejected', 'relErrEnd', 'medianMs', 'minMs', 'maxMs', 'dopri5WithMaxSteps1e5']));
   }
   mkdirSync(values.out, { recursive: true });
   const file = path.join(values.out, 'bench.json');

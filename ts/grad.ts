@@ -1,7 +1,7 @@
 /** odeintWithGrad: a forward solve whose backward() returns dL/dy0, dL/dθ and dL/dts (API.md §2). */
 import { invalid } from './errors.js';
 import { CoreHandle } from './handles.js';
-import { isCoreField, packOptions, type CoreField, type Rhs, type Solution, type SolveOptions, type SolveStats } from './odeint.js';
+import { isCoreField, packOptions, withStepHook, type CoreField, type Rhs, type Solution, type SolveOptions, type SolveStats } from './odeint.js';
 import { activeRhs, callCore, core, Scratch, type JsVjp } from './wasm.js';
 import { finiteArray, oneOf, positiveNumber, nonNegativeNumber, timeGrid } from './validate.js';
 
@@ -16,6 +16,10 @@ export interface GradOptions extends SolveOptions {
   adjointAtol?: number;
   /** 'seminorm' (default): a_θ and a_t are left out of the adjoint's error norm. */
   adjointNorm?: 'full' | 'seminorm';
+  /** Step callback of the backward pass (default: onStep). There `y` is, for 'adjoint', the
+   *  augmented state [z, a, a_t, a_θ] of the backward solve (t runs backward); for 'backprop' and
+   *  'checkpoint', dL/dy at each recorded step's start, the steps visited in reverse. */
+  onBackwardStep?: (t: number, y: Float64Array, accepted: boolean, h: number) => void;
 }
 
 /** (t, y, a, outY, outParams) => void | number: a·∂f/∂y, a·∂f/∂θ, and optionally returns a·∂f/∂t. */
@@ -58,7 +62,8 @@ export function odeintWithGrad(f: CoreField | VjpPair, y0: ArrayLike<number>, ts
   const y = finiteArray('y0', y0);
   const times = timeGrid('ts', ts);
   const field = isCoreField(f) ? f : undefined;
-  const p = packOptions(options, y.length, field?.dim, ['grad', 'adjointRtol', 'adjointAtol', 'adjointNorm']);
+  const p = packOptions(options, y.length, field?.dim, ['grad', 'adjointRtol', 'adjointAtol', 'adjointNorm', 'onBackwardStep']);
+  if (options.onBackwardStep !== undefined && typeof options.onBackwardStep !== 'function') throw invalid('onBackwardStep', 'must be a function (t, y, accepted, h) => void');
   if (p.independent) throw invalid('batchMode', "'independent' is not supported with gradients; use 'joint'");
   const jsParams = field ? 0 : options && isVjpPair(f) && f.numParams !== undefined ? nonNegIntParams(f.numParams) : 0;
   const gopts = Float64Array.of(
@@ -81,7 +86,7 @@ export function odeintWithGrad(f: CoreField | VjpPair, y0: ArrayLike<number>, ts
     const outp = s.alloc(times.length * n * (f32 ? 4 : 8));
     const statp = s.alloc(24);
     const tapep = s.alloc(4);
-    callCore((c) => c.nd_grad_forward(f32 ? 1 : 0, handle, p.method, y0p, n, tsp, times.length, optp, atolp, p.atol.length, gridp, p.grid.length, gp, outp, statp, tapep), makeRhs());
+    withStepHook(options.onStep, makeRhs(), f32, (r) => callCore((c) => c.nd_grad_forward(f32 ? 1 : 0, handle, p.method, y0p, n, tsp, times.length, optp, atolp, p.atol.length, gridp, p.grid.length, gp, outp, statp, tapep), r));
     const st = s.f64(statp, 3);
     sol = { ts: times, ys: f32 ? s.f32(outp, times.length * n).slice() : s.f64(outp, times.length * n).slice(), stats: { nfe: st[0]!, steps: st[1]!, rejected: st[2]! } };
     tape = new CoreHandle(new Uint32Array(x.memory.buffer, tapep, 1)[0]!, 'gradient tape');
@@ -107,7 +112,7 @@ export function odeintWithGrad(f: CoreField | VjpPair, y0: ArrayLike<number>, ts
         // the core consumes the tape whatever happens
         tape.consumed();
         if (field) field.coreHandle(); // throws if the field was disposed meanwhile
-        callCore((cc) => cc.nd_grad_backward(h, handle, jsParams, wp, gy, gpar, numParams, gts, stp), makeRhs());
+        withStepHook(options.onBackwardStep ?? options.onStep, makeRhs(), f32, (r) => callCore((cc) => cc.nd_grad_backward(h, handle, jsParams, wp, gy, gpar, numParams, gts, stp), r));
         const st = sc.f64(stp, 3);
         return { y0: sc.f64(gy, n).slice(), params: sc.f64(gpar, numParams).slice(), ts: sc.f64(gts, times.length).slice(), stats: { nfe: st[0]!, steps: st[1]!, rejected: st[2]! } };
       } finally {

@@ -2,6 +2,7 @@
 export { NeurodeError, type ErrorCode } from './errors.js';
 export { init, isInitialized, memoryStats, resetPeakMemory, type WasmSource } from './wasm.js';
 export { odeint, METHODS, ADAPTIVE_METHODS, type Rhs, type SolveOptions, type SolveStats, type Solution, type Dtype, type Method } from './odeint.js';
+export { odeintEvent, type EventSpec, type EventFunction, type EventOptions, type EventSolution, type EventOccurrence, type EventGrads } from './events.js';
 export { odeintWithGrad, GRAD_MODES, type GradMode, type GradOptions, type Grads, type GradSolution, type Vjp, type VjpPair } from './grad.js';
 export { nn, VectorField, fnv1a, paramDigest, ACTIVATIONS, type Activation, type Layer, type MlpOptions, type VectorFieldJSON } from './nn.js';
 export { optim, Optimizer } from './optim.js';

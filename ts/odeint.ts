@@ -1,14 +1,18 @@
 /** odeint: solve an ODE at the requested times (API.md §1). All numerics run in the core. */
 import { invalid } from './errors.js';
-import { activeRhs, callCore, core, Scratch } from './wasm.js';
+import { activeRhs, callCore, core, Scratch, solverHooks, type ActiveRhs } from './wasm.js';
 import { finiteArray, nonNegativeNumber, oneOf, plainObject, positiveInteger, positiveNumber, timeGrid } from './validate.js';
 
 export type Rhs = (t: number, y: Float64Array, dydt: Float64Array) => void;
 export type Dtype = 'float64' | 'float32';
 
-export const METHODS = ['euler', 'midpoint', 'heun', 'rk4', 'bosh3', 'dopri5', 'tsit5', 'dopri8'] as const;
+// The core's method index is the position in this list (explicit RK tableaus first, then the
+// stiff ESDIRK and the Adams methods of solver/stiff.rs and solver/adams.rs).
+export const METHODS = ['euler', 'midpoint', 'heun', 'rk4', 'bosh3', 'dopri5', 'tsit5', 'dopri8', 'kvaerno5', 'explicit_adams', 'implicit_adams'] as const;
 export type Method = (typeof METHODS)[number];
-export const ADAPTIVE_METHODS: readonly Method[] = ['bosh3', 'dopri5', 'tsit5', 'dopri8'];
+export const ADAPTIVE_METHODS: readonly Method[] = ['bosh3', 'dopri5', 'tsit5', 'dopri8', 'kvaerno5'];
+/** Methods with Newton or corrector iterations: their stats also hold `newton` and `jacobians`. */
+export const IMPLICIT_METHODS: readonly Method[] = ['kvaerno5', 'implicit_adams'];
 
 export interface SolveOptions {
   method?: Method | string;
@@ -36,9 +40,17 @@ export interface SolveOptions {
   /** PI controller coefficients (diffrax convention). Default pcoeff 0, icoeff 1: an I controller. */
   pcoeff?: number;
   icoeff?: number;
+  /** Known discontinuities of f (torchdiffeq's jump_t): steps end on them and restart from the
+   *  right limit, so the controller does not shrink its step to cross them. Merged with gridPoints. */
+  jumpTs?: ArrayLike<number>;
+  /** Called for every step attempt: (t, y) where it started, whether it was accepted, its size h
+   *  (signed). y is a copy. With odeintWithGrad see GradOptions.onStep. */
+  onStep?: (t: number, y: Float64Array, accepted: boolean, h: number) => void;
 }
 
-export interface SolveStats { nfe: number; steps: number; rejected: number }
+/** nfe counts every evaluation of f (for kvaerno5 also one per Jacobian row or FD column);
+ *  for the IMPLICIT_METHODS also newton (Newton/corrector iterations) and jacobians. */
+export interface SolveStats { nfe: number; steps: number; rejected: number; newton?: number; jacobians?: number }
 
 export interface Solution {
   ts: Float64Array;
@@ -71,7 +83,7 @@ export interface PackedOptions {
   dim: number;
 }
 
-const OPTION_KEYS = new Set(['method', 'rtol', 'atol', 'stepSize', 'firstStep', 'maxSteps', 'gridPoints', 'batchMode', 'dim', 'dtype', 'safety', 'ifactor', 'dfactor', 'pcoeff', 'icoeff']);
+const OPTION_KEYS = new Set(['method', 'rtol', 'atol', 'stepSize', 'firstStep', 'maxSteps', 'gridPoints', 'batchMode', 'dim', 'dtype', 'safety', 'ifactor', 'dfactor', 'pcoeff', 'icoeff', 'jumpTs', 'onStep']);
 
 /** Validates solve options for a state of length n; `fieldDim` is the field's row width if known. */
 export function packOptions(raw: unknown, n: number, fieldDim: number | undefined, extraKeys: readonly string[] = [], optionsName = 'options'): PackedOptions {
@@ -102,7 +114,7 @@ export function packOptions(raw: unknown, n: number, fieldDim: number | undefine
   if (o.dfactor !== undefined) opts[7] = positiveNumber('dfactor', o.dfactor);
   if (o.pcoeff !== undefined) opts[8] = nonNegativeNumber('pcoeff', o.pcoeff);
   if (o.icoeff !== undefined) opts[9] = nonNegativeNumber('icoeff', o.icoeff);
-  if (!adaptive && o.stepSize === undefined && o.gridPoints === undefined) {
+  if (!adaptive && o.stepSize === undefined && o.gridPoints === undefined && o.jumpTs === undefined) {
     throw invalid('stepSize', `is required for the fixed-step method '${method}' (or give gridPoints)`);
   }
   let atol: Float64Array = new Float64Array(0);
@@ -120,7 +132,16 @@ export function packOptions(raw: unknown, n: number, fieldDim: number | undefine
       } else throw invalid('atol', `must be a number or an array of length ${n} (state) or ${dim} (dim), got length ${a.length}`);
     }
   }
-  const grid = o.gridPoints === undefined ? new Float64Array(0) : finiteArray('gridPoints', o.gridPoints, { allowEmpty: true });
+  let grid = o.gridPoints === undefined ? new Float64Array(0) : finiteArray('gridPoints', o.gridPoints, { allowEmpty: true });
+  if (o.jumpTs !== undefined) {
+    const jumps = finiteArray('jumpTs', o.jumpTs, { allowEmpty: true });
+    const merged = new Float64Array(grid.length + jumps.length);
+    merged.set(grid);
+    merged.set(jumps, grid.length);
+    grid = merged;
+  }
+  if (o.onStep !== undefined && typeof o.onStep !== 'function') throw invalid('onStep', 'must be a function (t, y, accepted, h) => void');
+  if (o.onStep !== undefined && batchMode === 'independent') throw invalid('onStep', "is not supported with batchMode 'independent'");
   return { method: METHODS.indexOf(method), opts, atol, grid, independent: batchMode === 'independent', dtype, dim };
 }
 
@@ -153,10 +174,10 @@ export function odeint(f: Rhs | CoreField, y0: ArrayLike<number>, ts: ArrayLike<
     const outp = s.alloc(times.length * n * (f32 ? 4 : 8));
     const statp = s.alloc(nStats * 8);
     const rhs = typeof f === 'function' ? activeRhs(f as (t: number, y: Float64Array | Float32Array, dy: Float64Array | Float32Array) => void, f32) : undefined;
-    callCore((c) => c.nd_odeint(f32 ? 1 : 0, handle, p.method, y0p, n, p.dim, tsp, times.length, optp, atolp, p.atol.length, gridp, p.grid.length, outp, statp), rhs);
+    withStepHook(options.onStep, rhs, f32, (r) => callCore((c) => c.nd_odeint(f32 ? 1 : 0, handle, p.method, y0p, n, p.dim, tsp, times.length, optp, atolp, p.atol.length, gridp, p.grid.length, outp, statp), r));
     const ys = f32 ? s.f32(outp, times.length * n).slice() : s.f64(outp, times.length * n).slice();
     const st = s.f64(statp, nStats);
-    const stats: Solution['stats'] = { nfe: st[0]!, steps: st[1]!, rejected: st[2]! };
+    const stats: Solution['stats'] = { nfe: st[0]!, steps: st[1]!, rejected: st[2]!, ...(IMPLICIT_METHODS.includes(METHODS[p.method]!) ? lastNewtonStats(s) : {}) };
     if (p.independent) {
       stats.rows = [];
       for (let b = 0; b < batch; b++) stats.rows.push({ nfe: st[3 * (b + 1)]!, steps: st[3 * (b + 1) + 1]!, rejected: st[3 * (b + 1) + 2]! });
@@ -164,5 +185,29 @@ export function odeint(f: Rhs | CoreField, y0: ArrayLike<number>, ts: ArrayLike<
     return { ts: times, ys, stats };
   } finally {
     s.free();
+  }
+}
+
+/** Newton iterations and Jacobians of the last core solve. */
+export function lastNewtonStats(s: Scratch): { newton: number; jacobians: number } {
+  const p = s.alloc(40);
+  core().exports.nd_last_stats(p);
+  const v = s.f64(p, 5);
+  return { newton: v[3]!, jacobians: v[4]! };
+}
+
+/** Runs a core call with the step callback switched on (or not). A core field still needs an
+ *  ActiveRhs on the stack so that an exception thrown by the callback is re-thrown. */
+export function withStepHook(onStep: SolveOptions['onStep'], rhs: ActiveRhs | undefined, f32: boolean, run: (rhs: ActiveRhs | undefined) => void): void {
+  if (onStep === undefined) return run(rhs);
+  const x = core().exports;
+  const r = rhs ?? activeRhs(() => { throw new Error('no JavaScript right-hand side'); }, f32);
+  solverHooks.step = onStep;
+  x.nd_set_on_step(1);
+  try {
+    run(r);
+  } finally {
+    x.nd_set_on_step(0);
+    solverHooks.step = undefined;
   }
 }

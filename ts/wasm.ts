@@ -65,7 +65,33 @@ export interface CoreExports {
   nd_classifier_evaluate(handle: number, x: number, nx: number, labels: number, hasLabels: number, n: number, pred: number, out: number): number;
   nd_optim_set_lr(handle: number, lr: number): number;
   nd_conv_run(dtype: number, spec: number, mode: number, reps: number): number;
+  nd_last_stats(out: number): void;
+  nd_set_on_step(on: number): void;
+  nd_event_cotangent(field: number, ev: number, nev: number, dim: number, k: number, row: number, t: number, y: number, dLdt: number, dLdy: number, outA: number): number;
+  nd_odeint_event(
+    dtype: number, field: number, method: number, y0: number, n: number, dim: number, sc: number,
+    ts: number, nts: number, opts: number, atol: number, natol: number, grid: number, ngrid: number,
+    ev: number, nev: number, outT: number, outY: number, outIdx: number, outYs: number,
+    logOut: number, logCount: number, stats: number,
+  ): number;
   [name: string]: unknown;
+}
+
+/** JavaScript callbacks of the solver extensions (events, step callbacks), set for one call. */
+export const solverHooks: {
+  event?: (t: number, y: Float64Array, row: number, which: number, out: Float64Array) => void;
+  step?: (t: number, y: Float64Array, accepted: boolean, h: number) => void;
+} = {};
+
+function hookCall(run: () => void): number {
+  try {
+    run();
+    return 0;
+  } catch (e) {
+    const top = rhsStack[rhsStack.length - 1];
+    if (top !== undefined) { top.error = e; top.threw = true; }
+    return 1;
+  }
 }
 
 export type WasmSource = BufferSource | WebAssembly.Module | URL | string;
@@ -150,6 +176,18 @@ function imports(): WebAssembly.Imports {
           top.threw = true;
           return 1;
         }
+      },
+      nd_js_event(t: number, yPtr: number, dim: number, row: number, which: number, outPtr: number, nout: number): number {
+        const h = solverHooks.event;
+        if (h === undefined) return 1;
+        const mem = current!.exports.memory.buffer;
+        return hookCall(() => h(t, new Float64Array(mem, yPtr, dim), row, which, new Float64Array(mem, outPtr, nout)));
+      },
+      nd_js_step(t: number, yPtr: number, n: number, accepted: number, h: number): number {
+        const cb = solverHooks.step;
+        if (cb === undefined) return 1;
+        const mem = current!.exports.memory.buffer;
+        return hookCall(() => cb(t, new Float64Array(mem, yPtr, n).slice(), accepted !== 0, h));
       },
       nd_panic(ptr: number, len: number): void {
         try {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{Code, Error, Result};
 use crate::field::NetField;
-use crate::grad::{self, GradOptions, Mode, Tape, VjpRhs};
+use crate::grad::{GradOptions, Mode, Tape, VjpRhs};
 use crate::nn::decode_specs;
 use crate::optim::Optimizer;
 use crate::real::Real;
@@ -185,9 +185,9 @@ pub extern "C" fn nd_test_panic(code: u32) -> u32 {
 
 /// A JavaScript right-hand side. y and dy are copied through two scratch buffers that live for
 /// the whole solve, so TypeScript can keep typed-array views over them.
-struct JsRhs<R: Real> {
-    y: Vec<R>,
-    dy: Vec<R>,
+pub(crate) struct JsRhs<R: Real> {
+    pub(crate) y: Vec<R>,
+    pub(crate) dy: Vec<R>,
 }
 
 /// `dst.copy_from_slice(src)` for the few elements of a JavaScript right-hand side's state
@@ -311,7 +311,7 @@ pub(crate) unsafe fn slice_mut<'a, T>(p: *mut T, n: usize) -> &'a mut [T] {
     if n == 0 { &mut [] } else { core::slice::from_raw_parts_mut(p, n) }
 }
 
-fn decode_options(method: u32, o: &[f64], atol: &[f64], grid: &[f64]) -> Result<(Options, bool)> {
+pub(crate) fn decode_options(method: u32, o: &[f64], atol: &[f64], grid: &[f64]) -> Result<(Options, bool)> {
     let method = Method::from_index(method).ok_or_else(|| Error::invalid(format!("unknown method index {}", method)))?;
     let max_steps = o[OPT_MAX_STEPS];
     if !(max_steps >= 1.0) || max_steps > 9.0e15 || max_steps.fract() != 0.0 {
@@ -369,6 +369,7 @@ unsafe fn solve_with<R: Real>(rhs: &mut dyn Rhs<R>, y0: &[R], n: u32, dim: u32, 
         let batch = (n / dim) as usize;
         let mut rows = vec![Stats::default(); batch];
         let r = solver::solve_independent(rhs, y0, dim as usize, ts, &opts, out, &mut rows);
+        crate::abi_solvers::set_last_stats(rows.iter().fold(Stats::default(), |mut a, s| { a.add(s); a }));
         let st = slice_mut(stats, 3 * (batch + 1));
         let mut total = Stats::default();
         for (b, s) in rows.iter().enumerate() {
@@ -379,7 +380,8 @@ unsafe fn solve_with<R: Real>(rhs: &mut dyn Rhs<R>, y0: &[R], n: u32, dim: u32, 
         r
     } else {
         let mut s = Stats::default();
-        let r = solver::solve(rhs, y0, ts, &opts, out, &mut s, None);
+        let r = crate::abi_solvers::solve_observed(rhs, y0, ts, &opts, out, &mut s);
+        crate::abi_solvers::set_last_stats(s);
         write_stats(slice_mut(stats, 3), &s);
         r
     }
@@ -441,7 +443,7 @@ fn decode_grad(forward: Options, g: &[f64]) -> Result<(GradOptions, usize)> {
 
 unsafe fn grad_forward_typed<R: Scalar>(field: u32, y0: *const u8, n: u32, ts: &[f64], go: GradOptions, js_params: usize, out: *mut u8, stats: *mut f64) -> Result<Tape<R>> {
     let y0 = slice(y0 as *const R, n);
-    let tape = with_vjp_field::<R, _>(field, n as usize, js_params, |f| grad::forward(f, y0, ts, &go))?;
+    let tape = with_vjp_field::<R, _>(field, n as usize, js_params, |f| crate::abi_solvers::grad_forward(f, y0, ts, &go))?;
     slice_mut(out as *mut R, tape.ys.len()).copy_from_slice(&tape.ys);
     write_stats(slice_mut(stats, 3), &tape.forward_stats);
     Ok(tape)
@@ -498,7 +500,7 @@ unsafe fn grad_backward_typed<R: Scalar>(field: u32, tape: Tape<R>, js_params: u
         if f.num_params() != np as usize {
             return Err(Error::invalid(format!("params buffer has {} entries, the field has {}", np, f.num_params())));
         }
-        grad::backward(f, tape, dl)
+        crate::abi_solvers::grad_backward(f, tape, dl)
     })?;
     slice_mut(out_y0, g.y0.len()).copy_from_slice(&g.y0);
     slice_mut(out_p, g.params.len()).copy_from_slice(&g.params);

@@ -16,6 +16,8 @@ pub struct NetField<R: Scalar> {
     pub net: Net<R>,
     pub params: Vec<R>,
     ws: Vec<R>,
+    /// Parameter cotangents thrown away by `vjp_y` (sized once).
+    pscratch: Vec<R>,
 }
 
 impl<R: Scalar> NetField<R> {
@@ -31,7 +33,7 @@ impl<R: Scalar> NetField<R> {
         }
         let mut params = vec![R::ZERO; net.num_params()];
         net.init_params(seed, &mut params)?;
-        let mut f = NetField { params, net, ws: Vec::new() };
+        let mut f = NetField { params, net, ws: Vec::new(), pscratch: Vec::new() };
         if normal_std > 0.0 {
             let mut k = 0;
             for spec in f.net.specs() {
@@ -78,6 +80,15 @@ impl<R: Scalar> Rhs<R> for NetField<R> {
     fn eval(&mut self, t: f64, y: &[R], dy: &mut [R]) -> Result<()> {
         let b = self.batch(y.len())?;
         self.net.forward(&self.params, t, y, b, dy, &mut self.ws)
+    }
+    /// Exact Jacobian rows for the stiff solver.
+    fn vjp_y(&mut self, t: f64, y: &[R], a: &[R], out: &mut [R]) -> Result<bool> {
+        let b = self.batch(y.len())?;
+        if self.pscratch.len() != self.params.len() {
+            self.pscratch.resize(self.params.len(), R::ZERO);
+        }
+        self.net.vjp(&self.params, t, y, b, a, None, out, &mut self.pscratch, &mut self.ws)?;
+        Ok(true)
     }
 }
 

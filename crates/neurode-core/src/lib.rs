@@ -5,6 +5,7 @@
 pub mod abi;
 pub mod abi_latent;
 pub mod abi_odenet;
+pub mod abi_solvers;
 pub mod alloc;
 pub mod conv;
 pub mod error;

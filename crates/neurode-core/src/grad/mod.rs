@@ -37,6 +37,9 @@ impl<'a, R: Real> Rhs<R> for AsRhs<'a, R> {
     fn eval(&mut self, t: f64, y: &[R], dy: &mut [R]) -> Result<()> {
         self.0.eval(t, y, dy)
     }
+    fn vjp_y(&mut self, t: f64, y: &[R], a: &[R], out: &mut [R]) -> Result<bool> {
+        self.0.vjp_y(t, y, a, out)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +95,12 @@ impl<R: Real> Tape<R> {
     pub fn num_times(&self) -> usize {
         self.ts.len()
     }
+    pub fn times(&self) -> Vec<f64> {
+        self.ts.clone()
+    }
+    pub fn is_adjoint(&self) -> bool {
+        self.mode == Mode::Adjoint
+    }
 }
 
 struct Recorder<R: Real> {
@@ -115,12 +124,47 @@ impl<R: Real> StepObserver<R> for Recorder<R> {
 
 /// Solves forward and records what `backward` needs.
 pub fn forward<R: Real>(f: &mut dyn VjpRhs<R>, y0: &[R], ts: &[f64], o: &GradOptions) -> Result<Tape<R>> {
+    forward_observed(f, y0, ts, o, None)
+}
+
+/// Two observers in turn (the tape's recorder and a step callback).
+struct Chain<'a, 'b, R: Real> {
+    first: Option<&'a mut Recorder<R>>,
+    second: Option<&'b mut dyn StepObserver<R>>,
+}
+
+impl<'a, 'b, R: Real> StepObserver<R> for Chain<'a, 'b, R> {
+    fn accepted(&mut self, st: &StepInfo<R>) -> Result<()> {
+        if let Some(o) = self.first.as_deref_mut() {
+            o.accepted(st)?;
+        }
+        if let Some(o) = self.second.as_deref_mut() {
+            o.accepted(st)?;
+        }
+        Ok(())
+    }
+    fn rejected(&mut self, s0: f64, s1: f64, y0: &[R]) -> Result<()> {
+        if let Some(o) = self.second.as_deref_mut() {
+            o.rejected(s0, s1, y0)?;
+        }
+        Ok(())
+    }
+}
+
+/// `forward` with an extra observer of the forward solve's steps (step callbacks).
+pub fn forward_observed<R: Real>(f: &mut dyn VjpRhs<R>, y0: &[R], ts: &[f64], o: &GradOptions, extra: Option<&mut dyn StepObserver<R>>) -> Result<Tape<R>> {
     let n = y0.len();
     let mut ys = vec![R::ZERO; ts.len() * n];
     let mut stats = Stats::default();
-    let mut rec = Recorder { keep_stages: o.mode == Mode::Backprop, steps: Vec::new() };
-    let observer: Option<&mut dyn StepObserver<R>> = if o.mode == Mode::Adjoint { None } else { Some(&mut rec) };
-    solver::solve(&mut AsRhs(f), y0, ts, &o.forward, &mut ys, &mut stats, observer)?;
+    let m = o.forward.method;
+    if o.mode != Mode::Adjoint && matches!(m, solver::Method::ExplicitAdams | solver::Method::ImplicitAdams) {
+        return Err(Error::invalid("grad: 'backprop' and 'checkpoint' are not available for the Adams methods; use 'adjoint'"));
+    }
+    // kvaerno5's stages are Newton solutions: checkpoint keeps them too (recomputing them would
+    // replay the Newton history), so both discrete modes store the stages.
+    let mut rec = Recorder { keep_stages: o.mode == Mode::Backprop || m == solver::Method::Kvaerno5, steps: Vec::new() };
+    let mut chain = Chain { first: if o.mode == Mode::Adjoint { None } else { Some(&mut rec) }, second: extra };
+    solver::solve(&mut AsRhs(f), y0, ts, &o.forward, &mut ys, &mut stats, Some(&mut chain))?;
     let dir = if ts.len() > 1 && ts[1] < ts[0] { -1.0 } else { 1.0 };
     Ok(Tape { mode: o.mode, opts: o.clone(), dir, ts: ts.to_vec(), ys, n, steps: rec.steps, forward_stats: stats })
 }
@@ -135,6 +179,13 @@ pub struct Grads {
 
 /// The backward pass. `dl_dys` is ts.len() × n. Consumes the tape.
 pub fn backward<R: Real>(f: &mut dyn VjpRhs<R>, tape: Tape<R>, dl_dys: &[R]) -> Result<Grads> {
+    backward_observed(f, tape, dl_dys, None)
+}
+
+/// `backward` with an observer of the backward pass's steps: for 'adjoint' the steps of the
+/// augmented solve (state [z, a, a_t, a_θ]); for backprop/checkpoint each recorded step in
+/// reverse, with y0 = dL/dy at the step's start.
+pub fn backward_observed<R: Real>(f: &mut dyn VjpRhs<R>, tape: Tape<R>, dl_dys: &[R], extra: Option<&mut dyn StepObserver<R>>) -> Result<Grads> {
     if dl_dys.len() != tape.ys.len() {
         return Err(Error::invalid(format!("dLdys must hold {} numbers (ts.length × state length), got {}", tape.ys.len(), dl_dys.len())));
     }
@@ -142,8 +193,8 @@ pub fn backward<R: Real>(f: &mut dyn VjpRhs<R>, tape: Tape<R>, dl_dys: &[R]) -> 
         return Err(Error::invalid("dLdys must be finite"));
     }
     let g = match tape.mode {
-        Mode::Adjoint => adjoint(f, &tape, dl_dys),
-        Mode::Backprop | Mode::Checkpoint => discrete(f, &tape, dl_dys),
+        Mode::Adjoint => adjoint(f, &tape, dl_dys, extra),
+        Mode::Backprop | Mode::Checkpoint => discrete(f, &tape, dl_dys, extra),
     }?;
     // Extreme states can overflow the backward pass without any step failing: never hand out
     // a non-finite gradient silently.
@@ -176,7 +227,7 @@ fn is_zero<R: Real>(v: &[R]) -> bool {
 }
 
 /// Reverse mode through the recorded steps (backprop and checkpoint).
-fn discrete<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R]) -> Result<Grads> {
+fn discrete<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R], mut extra: Option<&mut dyn StepObserver<R>>) -> Result<Grads> {
     let n = tape.n;
     let p = f.num_params();
     let dir = tape.dir;
@@ -198,11 +249,13 @@ fn discrete<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R]) -> Result<G
     let mut f_end = vec![R::ZERO; n];
     let mut fe_bar = vec![R::ZERO; n];
     let mut next_out = nt; // outputs idx < next_out are not yet handled
+    let implicit = tape.opts.forward.method == solver::Method::Kvaerno5;
+    let mut ift = if implicit { Some(implicit::Ift::new(n)) } else { None };
     for (si, step) in tape.steps.iter().enumerate().rev() {
         let h = step.s1 - step.s0;
         let hr = R::from_f64(h);
         // The step's stages: stored (backprop) or recomputed with the forward's operations.
-        let k: &[Vec<R>] = if tape.mode == Mode::Backprop {
+        let k: &[Vec<R>] = if tape.mode == Mode::Backprop || implicit {
             &step.k
         } else {
             for i in 0..st {
@@ -323,6 +376,11 @@ fn discrete<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R]) -> Result<G
             }
             gy0.iter_mut().for_each(|v| *v = R::ZERO);
             let s_i = stage_time(tb, i, step.s0, h, step.s_k0, step.s_last);
+            if let (Some(ift), true) = (ift.as_mut(), i > 0) {
+                // k_i = f̃(Z_i), Z_i = S_i + hγ k_i: the cotangent reaching S_i is J̃ᵀu with
+                // (I − hγ J̃ᵀ) u = k̄_i (implicit function theorem at the converged stage)
+                ift.prepare(f, dir, s_i, h, &mut ybuf, &k[i], &mut kbar[i], &mut nfe)?;
+            }
             let (kb_head, kb_tail) = kbar.split_at_mut(i);
             let g = vjp_acc(f, dir, s_i, &ybuf, &kb_tail[0], &mut gy0, &mut gp, &mut tmp_y, &mut tmp_p, &mut nfe)?;
             gt[0] += dir * g;
@@ -338,12 +396,15 @@ fn discrete<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R]) -> Result<G
                 }
             }
         }
+        if let Some(obs) = extra.as_deref_mut() {
+            obs.accepted(&StepInfo { s0: step.s0, s1: step.s1, s_k0: step.s_k0, s_last: step.s_last, y0: &gy, y1: &gy, k })?;
+        }
     }
     // the output at ts[0] is y0 itself
     for m in 0..n {
         gy[m] += w[m];
     }
-    Ok(Grads { y0: gy.iter().map(|v| v.to_f64()).collect(), params: gp, ts: gt, stats: Stats { nfe, steps: tape.steps.len() as u64, rejected: 0 } })
+    Ok(Grads { y0: gy.iter().map(|v| v.to_f64()).collect(), params: gp, ts: gt, stats: Stats { nfe, steps: tape.steps.len() as u64, ..Stats::default() } })
 }
 
 /// The augmented system of Algorithm 1 over x = [z, a, a_t, a_θ]:
@@ -372,9 +433,13 @@ impl<'a, R: Real> Rhs<R> for Augmented<'a, R> {
         }
         Ok(())
     }
+    /// a_t and a_θ never feed back: the stiff solver's Newton matrix covers [z, a] only.
+    fn implicit_dim(&self) -> Option<usize> {
+        Some(2 * self.n)
+    }
 }
 
-fn adjoint<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R]) -> Result<Grads> {
+fn adjoint<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R], mut extra: Option<&mut dyn StepObserver<R>>) -> Result<Grads> {
     let n = tape.n;
     let p = f.num_params();
     let nt = tape.ts.len();
@@ -407,7 +472,10 @@ fn adjoint<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R]) -> Result<Gr
             x[2 * n] -= R::from_f64(d);
         }
         let mut s = Stats::default();
-        solver::solve(&mut aug, &x, &[tape.ts[i], tape.ts[i - 1]], &aopts, &mut x_out, &mut s, None)?;
+        solver::solve(&mut aug, &x, &[tape.ts[i], tape.ts[i - 1]], &aopts, &mut x_out, &mut s, match extra {
+            Some(ref mut o) => Some(&mut **o as &mut dyn StepObserver<R>),
+            None => None,
+        })?;
         stats.add(&s);
         x.copy_from_slice(&x_out[len..]);
         // restart from the forward pass's state and add the cotangent of this output
@@ -424,9 +492,11 @@ fn adjoint<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R]) -> Result<Gr
         y0: x[n..2 * n].iter().map(|v| v.to_f64()).collect(),
         params: x[2 * n + 1..].iter().map(|v| v.to_f64()).collect(),
         ts: gt,
-        stats: Stats { nfe: stats.nfe, steps: stats.steps, rejected: stats.rejected },
+        stats,
     })
 }
+
+pub mod implicit;
 
 #[cfg(test)]
 mod tests;

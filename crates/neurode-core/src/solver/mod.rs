@@ -5,6 +5,10 @@
 //! Time runs internally in s = dir·t so the loop always moves forward; the field is evaluated
 //! at t = dir·s and its derivative scaled by dir (as torchdiffeq does for decreasing `t`).
 
+pub mod adams;
+pub mod events;
+pub mod linalg;
+pub mod stiff;
 pub mod tableau;
 
 use crate::error::{Code, Error, Result};
@@ -15,6 +19,16 @@ pub use tableau::{Interp, Method, Tableau};
 /// A right-hand side f(t, y) over a whole state (batch × dim, row-major).
 pub trait Rhs<R: Real> {
     fn eval(&mut self, t: f64, y: &[R], dy: &mut [R]) -> Result<()>;
+    /// out = a·∂f/∂y if the field can compute it (rows of the Jacobian for the stiff solver's
+    /// Newton iterations); Ok(false) means "not available: use finite differences".
+    fn vjp_y(&mut self, _t: f64, _y: &[R], _a: &[R], _out: &mut [R]) -> Result<bool> {
+        Ok(false)
+    }
+    /// The stiff solver's Newton matrix covers only the first `m` components (the others do not
+    /// feed back into f, e.g. the adjoint's a_t and a_θ). None = all.
+    fn implicit_dim(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// One accepted step, in internal time s (t = dir·s): what the gradient modes record.
@@ -34,6 +48,15 @@ pub struct StepInfo<'a, R: Real> {
 /// Sees every accepted step (used by the gradient modes that store the forward pass).
 pub trait StepObserver<R: Real> {
     fn accepted(&mut self, step: &StepInfo<R>) -> Result<()>;
+    /// A rejected attempt from (s0, y0) to s1 (step callbacks).
+    fn rejected(&mut self, _s0: f64, _s1: f64, _y0: &[R]) -> Result<()> {
+        Ok(())
+    }
+    /// Checked after each accepted step (once its outputs are written): true ends the solve
+    /// early (terminal events); outputs not reached yet are left untouched.
+    fn stop(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -41,6 +64,10 @@ pub struct Stats {
     pub nfe: u64,
     pub steps: u64,
     pub rejected: u64,
+    /// Newton iterations of the implicit methods (kvaerno5, implicit_adams corrector iterations).
+    pub newton: u64,
+    /// Jacobian evaluations of the stiff solver.
+    pub jacobians: u64,
 }
 
 impl Stats {
@@ -48,6 +75,8 @@ impl Stats {
         self.nfe += o.nfe;
         self.steps += o.steps;
         self.rejected += o.rejected;
+        self.newton += o.newton;
+        self.jacobians += o.jacobians;
     }
 }
 
@@ -94,7 +123,7 @@ impl Default for Options {
     }
 }
 
-fn finite_all<R: Real>(y: &[R]) -> bool {
+pub(crate) fn finite_all<R: Real>(y: &[R]) -> bool {
     y.iter().all(|v| v.is_finite())
 }
 
@@ -221,7 +250,11 @@ pub fn solve<R: Real>(
     }
     let dir = if ts[1] > ts[0] { 1.0 } else { -1.0 };
     let mut f = Directed { rhs, dir, nfe: 0 };
-    let r = integrate(&mut f, y0, ts, o, out, stats, observer);
+    let r = match o.method {
+        Method::Kvaerno5 => stiff::integrate(&mut f, y0, ts, o, out, stats, observer),
+        Method::ExplicitAdams | Method::ImplicitAdams => adams::integrate(&mut f, y0, ts, o, out, stats, observer),
+        _ => integrate(&mut f, y0, ts, o, out, stats, observer),
+    };
     stats.nfe += f.nfe;
     r
 }
@@ -267,7 +300,7 @@ pub fn solve_independent<R: Real>(
 
 /// RMS of q(i) within each norm group, maximum over the groups.
 #[inline]
-fn mixed_rms(groups: &[(usize, usize)], n: usize, q: impl Fn(usize) -> f64) -> f64 {
+pub(crate) fn mixed_rms(groups: &[(usize, usize)], n: usize, q: impl Fn(usize) -> f64) -> f64 {
     let rms = |a: usize, l: usize| {
         let mut sum = 0.0;
         for i in a..a + l {
@@ -290,16 +323,16 @@ fn mixed_rms(groups: &[(usize, usize)], n: usize, q: impl Fn(usize) -> f64) -> f
 }
 
 #[inline]
-fn atol_at(atol: &[f64], i: usize) -> f64 {
+pub(crate) fn atol_at(atol: &[f64], i: usize) -> f64 {
     if atol.len() == 1 { atol[0] } else { atol[i] }
 }
 
-fn rms_scaled<R: Real>(v: &[R], y: &[R], o: &Options) -> f64 {
+pub(crate) fn rms_scaled<R: Real>(v: &[R], y: &[R], o: &Options) -> f64 {
     mixed_rms(&o.norm_groups, v.len(), |i| v[i].to_f64() / (atol_at(&o.atol, i) + y[i].abs().to_f64() * o.rtol))
 }
 
 /// Hairer–Nørsett–Wanner II.4 starting step (as torchdiffeq: exponent 1/order).
-fn initial_step<R: Real>(f: &mut Directed<R>, s0: f64, y0: &[R], f0: &[R], o: &Options, tmp: &mut [R], f1: &mut [R]) -> Result<f64> {
+pub(crate) fn initial_step<R: Real>(f: &mut Directed<R>, s0: f64, y0: &[R], f0: &[R], o: &Options, tmp: &mut [R], f1: &mut [R]) -> Result<f64> {
     let order = o.method.tableau().order as f64;
     let d0 = rms_scaled(y0, y0, o);
     let d1 = rms_scaled(f0, y0, o);
@@ -498,7 +531,7 @@ fn integrate<R: Real>(
             }
             idx += 1;
         }
-        if idx == ts.len() {
+        if idx == ts.len() || observer.as_deref().is_some_and(|ob| ob.stop()) {
             break;
         }
         if attempts >= o.max_steps {
@@ -561,6 +594,9 @@ fn integrate<R: Real>(
         } else {
             stats.rejected += 1;
             last_reject_nonfinite = !ratio.is_finite();
+            if let Some(obs) = observer.as_deref_mut() {
+                obs.rejected(s, s_new, &w.y)?;
+            }
         }
         if adaptive {
             h = next_step_size(h_step, ratio, prev_ratio, o);
@@ -573,7 +609,7 @@ fn integrate<R: Real>(
 }
 
 /// The neighbouring doubles of a finite x (toward −∞ / +∞).
-fn prev_float(x: f64) -> f64 {
+pub(crate) fn prev_float(x: f64) -> f64 {
     if x == 0.0 {
         return -f64::from_bits(1);
     }
@@ -581,12 +617,12 @@ fn prev_float(x: f64) -> f64 {
     f64::from_bits(if x > 0.0 { b - 1 } else { b + 1 })
 }
 
-fn next_float(x: f64) -> f64 {
+pub(crate) fn next_float(x: f64) -> f64 {
     -prev_float(-x)
 }
 
 /// Step-size controller: I (torchdiffeq's) or PI (diffrax's pcoeff/icoeff convention).
-fn next_step_size(h: f64, ratio: f64, prev_ratio: f64, o: &Options) -> f64 {
+pub(crate) fn next_step_size(h: f64, ratio: f64, prev_ratio: f64, o: &Options) -> f64 {
     if !ratio.is_finite() {
         return h * o.dfactor;
     }

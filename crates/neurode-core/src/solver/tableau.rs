@@ -53,6 +53,12 @@ pub enum Method {
     Dopri5,
     Tsit5,
     Dopri8,
+    /// Kværnø's L-stable ESDIRK 5(4) with Newton iterations (solver/stiff.rs).
+    Kvaerno5,
+    /// Fixed-step Adams–Bashforth (solver/adams.rs), as torchdiffeq's explicit_adams.
+    ExplicitAdams,
+    /// Adams–Bashforth–Moulton predictor–corrector, as torchdiffeq's implicit_adams.
+    ImplicitAdams,
 }
 
 impl Method {
@@ -66,9 +72,12 @@ impl Method {
         Method::Tsit5,
         Method::Dopri8,
     ];
-    /// The ABI encodes methods as their index in `ALL`.
+    /// Methods beyond the explicit Runge–Kutta tableaus (ABI indices 8, 9, 10).
+    pub const EXTRA: [Method; 3] = [Method::Kvaerno5, Method::ExplicitAdams, Method::ImplicitAdams];
+    /// The ABI encodes methods as their index in `ALL`, then `EXTRA`.
     pub fn from_index(i: u32) -> Option<Method> {
-        Method::ALL.get(i as usize).copied()
+        let i = i as usize;
+        Method::ALL.get(i).or_else(|| Method::EXTRA.get(i.wrapping_sub(Method::ALL.len()))).copied()
     }
     pub fn tableau(self) -> &'static Tableau {
         match self {
@@ -80,9 +89,50 @@ impl Method {
             Method::Dopri5 => &DOPRI5,
             Method::Tsit5 => &TSIT5,
             Method::Dopri8 => &DOPRI8,
+            Method::Kvaerno5 => &KVAERNO5,
+            // Adams starts with RK4 steps and interpolates with the cubic Hermite like it.
+            Method::ExplicitAdams | Method::ImplicitAdams => &RK4,
         }
     }
 }
+
+/// Diagonal γ of Kvaerno5 (not part of `a`, which holds the strictly lower triangle).
+pub const KVAERNO5_GAMMA: f64 = 0.26;
+const KV_A61: f64 = 0.13855640231268224;
+const KV_A63: f64 = -0.04245337201752043;
+const KV_A64: f64 = 0.02446657898003141;
+const KV_A65: f64 = 0.61943039072480676;
+const KV_B: [f64; 7] = [0.13659751177640291, 0.0, -0.05496908796538376, -0.04118626728321046, 0.62993304899016403, 0.06962479448202728, KVAERNO5_GAMMA];
+
+/// Kværnø (2004) ESDIRK 5(4), 7 stages, stiffly accurate (b = last row), L-stable. The first
+/// stage is explicit; stage i ≥ 1 solves Z_i = y0 + h Σ_{j<i} a_ij k_j + h γ f(Z_i). The
+/// embedded 4th-order solution is the sixth stage. Dense output: cubic Hermite.
+pub static KVAERNO5: Tableau = Tableau {
+    name: "kvaerno5",
+    c: &[
+        0.0,
+        2.0 * KVAERNO5_GAMMA,
+        0.13 + 0.84033320996790809 + KVAERNO5_GAMMA,
+        0.22371961478320505 + 0.47675532319799699 - 0.06470895363112615 + KVAERNO5_GAMMA,
+        0.16648564323248321 + 0.10450018841591720 + 0.03631482272098715 - 0.13090704451073998 + KVAERNO5_GAMMA,
+        1.0,
+        1.0,
+    ],
+    a: &[
+        &[],
+        &[KVAERNO5_GAMMA],
+        &[0.13, 0.84033320996790809],
+        &[0.22371961478320505, 0.47675532319799699, -0.06470895363112615],
+        &[0.16648564323248321, 0.10450018841591720, 0.03631482272098715, -0.13090704451073998],
+        &[KV_A61, 0.0, KV_A63, KV_A64, KV_A65],
+        &[KV_B[0], KV_B[1], KV_B[2], KV_B[3], KV_B[4], KV_B[5]],
+    ],
+    b: &KV_B,
+    e: &[KV_B[0] - KV_A61, 0.0, KV_B[2] - KV_A63, KV_B[3] - KV_A64, KV_B[4] - KV_A65, KV_B[5] - KVAERNO5_GAMMA, KVAERNO5_GAMMA],
+    order: 5,
+    fsal: false,
+    interp: Interp::Hermite,
+};
 
 pub static EULER: Tableau = Tableau {
     name: "euler",
