@@ -4,7 +4,7 @@
 // Workers run built JS, so this file imports dist/ (make test builds first).
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { init, nn, odeint, fitTrajectory, spirals, LatentODE, NeurodeError, WorkerPool, type History } from '../dist/index.js';
+import { init, nn, odeint, fitTrajectory, spirals, LatentODE, ODENetClassifier, datasets, NeurodeError, WorkerPool, type History } from '../dist/index.js';
 
 interface RunOptions { pool?: WorkerPool; iterations?: number; onProgress?: (p: { iteration: number }) => void; signal?: AbortSignal }
 interface Result { digest: string; history: History }
@@ -46,6 +46,22 @@ const CASES: Case[] = [
       const m = new LatentODE({ obsDim: 2, latentDim: 2, hidden: 8, rnnHidden: 6, seed: 1 });
       try {
         const history = await m.fit(data, { iterations: o.iterations ?? 3, batchSize: 8, shardSize: 2, seed: 4, pool: o.pool, onProgress: o.onProgress, signal: o.signal });
+        return { digest: m.digest(), history };
+      } finally {
+        m.dispose();
+      }
+    },
+  },
+  {
+    // paper Section 3: a small conv ODE-Net (width 8) on 48 real digits, adjoint, shards of 8
+    name: 'ODE-Net (small)',
+    iterations: 3,
+    async run(o) {
+      const { train } = await datasets.mnist();
+      const x = train.x.subarray(0, 48 * 784), y = train.y.subarray(0, 48);
+      const m = new ODENetClassifier({ inputShape: [1, 28, 28], classes: 10, arch: 'conv', width: 8, seed: 2 });
+      try {
+        const history = await m.fit(x, y, { iterations: o.iterations ?? 3, batchSize: 16, shardSize: 8, seed: 5, pool: o.pool, onProgress: o.onProgress, signal: o.signal } as never);
         return { digest: m.digest(), history };
       } finally {
         m.dispose();
