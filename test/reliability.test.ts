@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { init, nn, odeint, odeintWithGrad, fitTrajectory, memoryStats, NeurodeError, type Checkpoint } from '../ts/index.js';
+import { init, nn, odeint, odeintWithGrad, fitTrajectory, memoryStats, NeurodeError, LatentODE, ODENetClassifier, spirals, type Checkpoint } from '../ts/index.js';
 import { core, triggerPanicForTesting } from '../ts/wasm.js';
 import { linspace } from './helpers.js';
 
@@ -53,6 +53,30 @@ describe('memory stays flat', () => {
     const objects = core().exports.nd_object_count();
     const before = memoryStats();
     for (let i = 0; i < 10_000; i++) cycle();
+    const after = memoryStats();
+    expect(after.liveBytes).toBe(before.liveBytes);
+    expect(after.liveBlocks).toBe(before.liveBlocks);
+    expect(core().exports.nd_object_count()).toBe(objects);
+  });
+
+  it('10⁴ create / predict / dispose cycles of the models keep the core flat too', () => {
+    const series = spirals({ n: 2, ntotal: 40, nsample: 6, seed: 3 }).observed;
+    const img = new Float32Array(2 * 64).fill(0.5);
+    const cycle = (i: number) => {
+      if (i % 2) {
+        const m = new LatentODE({ obsDim: 2, latentDim: 2, hidden: 4, rnnHidden: 3, seed: i });
+        m.predict(series, [0, 0.5], { samples: 0 });
+        m.dispose();
+      } else {
+        const m = new ODENetClassifier({ inputShape: [1, 8, 8], classes: 3, arch: 'mlp', width: 4, seed: i, stepSize: 0.5, method: 'rk4' } as never);
+        m.predict(img);
+        m.dispose();
+      }
+    };
+    for (let i = 0; i < 50; i++) cycle(i);
+    const objects = core().exports.nd_object_count();
+    const before = memoryStats();
+    for (let i = 0; i < 10_000; i++) cycle(i);
     const after = memoryStats();
     expect(after.liveBytes).toBe(before.liveBytes);
     expect(after.liveBlocks).toBe(before.liveBlocks);

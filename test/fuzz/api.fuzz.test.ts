@@ -4,7 +4,7 @@
 // after still gives the correct answer. `make fuzz` raises the case counts (FUZZ_RUNS).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { init, nn, odeint, odeintWithGrad, NeurodeError, METHODS, type Rhs } from '../../ts/index.js';
+import { init, nn, odeint, odeintWithGrad, NeurodeError, METHODS, LatentODE, RNNBaseline, ODENetClassifier, datasets, type Rhs } from '../../ts/index.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000);
 // CI replays a fixed seed (reproducible); `make fuzz` sets FUZZ_SEED=random to explore.
@@ -113,7 +113,7 @@ describe('fuzz', () => {
       // keep the worst case bounded: at most 3000 steps of a tiny problem
       const opts = { ...o, maxSteps: typeof o.maxSteps === 'number' && o.maxSteps > 3000 ? 3000 : o.maxSteps };
       expectSafe(() => odeint(RHS[rhs]!, y0 as number[], ts as number[], opts as object), (r) => wellFormedSolution(r, (y0 as number[]).length));
-    }), { numRuns: share(0.6) });
+    }), { numRuns: share(0.55) });
   });
 
   it('the counterexample fast-check found: an overflowing backward pass is an error, not Infinity', () => {
@@ -140,6 +140,30 @@ describe('fuzz', () => {
         field?.dispose();
       }
     }), { numRuns: share(0.2) });
+  });
+
+  it('model constructors, their fromJSON and the data sets never trap', () => {
+    const dim = fc.oneof({ arbitrary: fc.integer({ min: 1, max: 6 }), weight: 4 }, { arbitrary: fc.oneof(fc.integer({ min: -3, max: 0 }), number, weird), weight: 1 });
+    const latentJson = new LatentODE({ obsDim: 2, latentDim: 2, hidden: 4, rnnHidden: 3, seed: 1 });
+    const lj = latentJson.toJSON() as unknown as Record<string, unknown>;
+    latentJson.dispose();
+    const make = fc.oneof(
+      fc.record({ obsDim: dim, latentDim: dim, hidden: dim, rnnHidden: dim, encoder: fc.oneof(fc.constantFrom('rnn', 'odernn'), weird), obsStd: fc.oneof(fc.double({ min: 0.01, max: 1, noNaN: true }), number), seed: fc.oneof(fc.integer({ min: 0, max: 9 }), number) }, { requiredKeys: [] })
+        .map((o) => () => new LatentODE(o as never)),
+      fc.record({ obsDim: dim, hidden: dim, seed: fc.integer({ min: 0, max: 9 }) }, { requiredKeys: [] }).map((o) => () => new RNNBaseline(o as never)),
+      fc.record({ inputShape: fc.oneof(fc.constant([1, 8, 8]), fc.constant([16]), fc.array(dim, { maxLength: 4 }), weird), classes: dim, arch: fc.oneof(fc.constantFrom('conv', 'mlp', 'resnet', 'mlp-baseline'), weird), width: fc.oneof(fc.integer({ min: 1, max: 8 }), number), seed: fc.integer({ min: 0, max: 9 }) }, { requiredKeys: [] })
+        .map((o) => () => new ODENetClassifier(o as never)),
+      fc.record({ key: fc.constantFrom(...Object.keys(lj)), value: fc.oneof(weird, number, array) }).map((m) => () => LatentODE.fromJSON({ ...lj, [m.key]: m.value })),
+      fc.record({ n: fc.oneof(fc.integer({ min: -2, max: 30 }), number, weird), noise: fc.oneof(fc.double({ min: 0, max: 1, noNaN: true }), number), seed: fc.oneof(fc.integer({ min: 0, max: 9 }), number) }, { requiredKeys: [] })
+        .map((o) => () => { const d = datasets.spirals(o as never); return { dispose() {}, values: d.observed.values }; }),
+    );
+    fc.assert(fc.property(make, (build) => {
+      expectSafe(() => {
+        const m = build() as { dispose(): void; values?: Float64Array };
+        if (m.values) for (const v of m.values) expect(Number.isFinite(v)).toBe(true);
+        m.dispose();
+      });
+    }), { numRuns: share(0.05) });
   });
 
   it('nn constructors and fromJSON reject bad input cleanly and never return half-built fields', () => {
