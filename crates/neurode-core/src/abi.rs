@@ -58,6 +58,8 @@ pub enum Object {
     Latent32(crate::latent::LatentOde<f32>),
     Rnn64(crate::latent::rnn::RnnBaseline<f64>),
     Rnn32(crate::latent::rnn::RnnBaseline<f32>),
+    Cnf64(crate::cnf::Cnf<f64>),
+    Cnf32(crate::cnf::Cnf<f32>),
 }
 
 thread_local! {

@@ -4,7 +4,10 @@
 
 pub mod abi;
 pub mod abi_latent;
+pub mod abi_cnf;
 pub mod alloc;
+pub mod cnf;
+pub mod datasets;
 pub mod error;
 pub mod field;
 pub mod grad;
