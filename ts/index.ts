@@ -8,4 +8,6 @@ export { optim, Optimizer } from './optim.js';
 export { fitLoop, shardRanges, sumInOrder, random, lossAndGrad, yieldToEventLoop, type FitOptions, type History, type Progress, type StepResult, type Checkpoint } from './train.js';
 export { fitTrajectory, type TrajectoryData, type TrajectoryFitOptions } from './trajectory.js';
 export { LatentODE, RNNBaseline, packSeries, type TimeSeriesBatch, type LatentODEOptions, type LatentFitOptions, type RNNBaselineOptions, type Encoder } from './latent.js';
-export { spirals, datasets, type SpiralsOptions, type Spirals } from './spirals.js';
+export { spirals, type SpiralsOptions, type Spirals } from './spirals.js';
+export { datasets, toyData, twoCircles, twoMoons, pinwheel, eightGaussians, checkerboard, TOY_DATASETS, type ToyDataset } from './datasets.js';
+export { CNF, CNF_TARGETS, targetLogDensity, gaussianBaselineNll, type CNFOptions, type CNFFitOptions, type CNFTarget, type LogDensityFn, type TraceMode } from './cnf.js';

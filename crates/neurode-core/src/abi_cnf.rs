@@ -188,12 +188,7 @@ fn write_stats(out: &mut [f64], s: &Stats) {
 pub unsafe extern "C" fn nd_cnf_flow(h: u32, aug: u32, y0: *const f64, n: u32, ts: *const f64, nts: u32, cfg: *const f64, out: *mut f64, stats: *mut f64) -> i32 {
     let r = (|| {
         let c = decode(slice(cfg, CFG_LEN as u32))?;
-        let aug = match aug {
-            0 => Aug::Plain,
-            1 => Aug::LogDet,
-            2 => Aug::Regularised,
-            _ => return Err(Error::invalid("aug: unknown code")),
-        };
+        let aug = aug_code(aug)?;
         let (y0, ts) = (slice(y0, n), slice(ts, nts));
         let (ys, st) = with_cnf(h, |f| f.flow(aug, c.trace, y0, ts, &c.go.forward), |f| f.flow(aug, c.trace, y0, ts, &c.go.forward))?;
         slice_mut(out, ys.len()).copy_from_slice(&ys);
@@ -298,4 +293,89 @@ pub unsafe extern "C" fn nd_toy_data(kind: u32, n: u32, seed_lo: u32, seed_hi: u
 #[no_mangle]
 pub unsafe extern "C" fn nd_gaussian_nll(train: *const f64, ntrain: u32, test: *const f64, ntest: u32, dim: u32, out: *mut f64) -> i32 {
     status(datasets::gaussian_nll(slice(train, ntrain), slice(test, ntest), dim as usize).map(|v| *out = v))
+}
+
+/// log N(z; 0, std² I) of n / dim rows of z.
+#[no_mangle]
+pub unsafe extern "C" fn nd_cnf_base_logp(dim: u32, z: *const f64, n: u32, std: f64, out: *mut f64) -> i32 {
+    let r = (|| {
+        let d = dim as usize;
+        if d == 0 || n as usize % d != 0 || !(std > 0.0) || !std.is_finite() {
+            return Err(Error::invalid("z: length must be a multiple of dim, baseStd > 0"));
+        }
+        let z = slice(z, n);
+        for (o, row) in slice_mut(out, n as usize / d).iter_mut().zip(z.chunks_exact(d)) {
+            *o = cnf::base_log_density(row, std);
+        }
+        Ok(())
+    })();
+    status(r)
+}
+
+fn aug_code(aug: u32) -> Result<Aug> {
+    match aug {
+        0 => Ok(Aug::Plain),
+        1 => Ok(Aug::LogDet),
+        2 => Ok(Aug::Regularised),
+        _ => Err(Error::invalid("aug: unknown code")),
+    }
+}
+
+/// The augmented derivative at time t for rows y (n f64, rows of the aug's width).
+#[no_mangle]
+pub unsafe extern "C" fn nd_cnf_eval(h: u32, aug: u32, t: f64, y: *const f64, n: u32, cfg: *const f64, out: *mut f64) -> i32 {
+    fn run<R: Scalar>(f: &mut Cnf<R>, aug: Aug, trace: Trace, t: f64, y: &[f64]) -> Result<Vec<f64>> {
+        use crate::solver::Rhs;
+        f.configure(aug, trace);
+        let yr: Vec<R> = y.iter().map(|&v| R::from_f64(v)).collect();
+        let mut dy = vec![R::ZERO; y.len()];
+        f.eval(t, &yr, &mut dy)?;
+        Ok(dy.iter().map(|v| v.to_f64()).collect())
+    }
+    let r = (|| {
+        let c = decode(slice(cfg, CFG_LEN as u32))?;
+        let aug = aug_code(aug)?;
+        if !t.is_finite() {
+            return Err(Error::invalid("t: must be finite"));
+        }
+        let y = slice(y, n);
+        let dy = with_cnf(h, |f| run(f, aug, c.trace, t, y), |f| run(f, aug, c.trace, t, y))?;
+        slice_mut(out, n as usize).copy_from_slice(&dy);
+        Ok(())
+    })();
+    status(r)
+}
+
+/// VJP of the augmented field: out_y = a·∂F/∂y (n), out_p = a·∂F/∂θ (np), out_t = a·∂F/∂t.
+#[no_mangle]
+pub unsafe extern "C" fn nd_cnf_vjp(h: u32, aug: u32, t: f64, y: *const f64, a: *const f64, n: u32, cfg: *const f64, out_y: *mut f64, out_p: *mut f64, np: u32, out_t: *mut f64) -> i32 {
+    type Out = (Vec<f64>, Vec<f64>, f64);
+    fn run<R: Scalar>(f: &mut Cnf<R>, aug: Aug, trace: Trace, t: f64, y: &[f64], a: &[f64], np: usize) -> Result<Out> {
+        use crate::grad::VjpRhs;
+        f.configure(aug, trace);
+        if np != f.params.len() {
+            return Err(Error::invalid("params: buffer length differs from numParams"));
+        }
+        let conv = |v: &[f64]| -> Vec<R> { v.iter().map(|&x| R::from_f64(x)).collect() };
+        let (yr, ar) = (conv(y), conv(a));
+        let mut gy = vec![R::ZERO; y.len()];
+        let mut gp = vec![R::ZERO; np];
+        let gt = f.vjp(t, &yr, &ar, None, &mut gy, &mut gp)?;
+        Ok((gy.iter().map(|v| v.to_f64()).collect(), gp.iter().map(|v| v.to_f64()).collect(), gt))
+    }
+    let r = (|| {
+        let c = decode(slice(cfg, CFG_LEN as u32))?;
+        let aug = aug_code(aug)?;
+        if !t.is_finite() {
+            return Err(Error::invalid("t: must be finite"));
+        }
+        let (y, a) = (slice(y, n), slice(a, n));
+        let np = np as usize;
+        let (gy, gp, gt) = with_cnf(h, |f| run(f, aug, c.trace, t, y, a, np), |f| run(f, aug, c.trace, t, y, a, np))?;
+        slice_mut(out_y, n as usize).copy_from_slice(&gy);
+        slice_mut(out_p, np).copy_from_slice(&gp);
+        *out_t = gt;
+        Ok(())
+    })();
+    status(r)
 }
