@@ -9,6 +9,7 @@ import { init } from '../dist/index.js';
 import { runPlain, runSpiralHeadline } from './plain.mjs';
 import { table } from './stats.mjs';
 import { runLatent } from './latent.mjs';
+import { runCnf, CNF_COLUMNS } from './cnf.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -47,6 +48,12 @@ export async function runBench(argv = process.argv.slice(2)) {
     results.sections.latent = rows;
     log('\n== latent ODE training iteration (1000 spirals x 100 obs, latent 4, hidden 20, GRU 25, backprop; target >= 5x torchdiffeq)');
     log(table(rows, ['model', 'dtype', 'medianMs', 'minMs', 'maxMs', 'reps', 'nfeForward', 'nfeBackward', 'torchdiffeqMs', 'torchdiffeqNfe', 'speedupVsTorchdiffeq']));
+  }
+  if (want('cnf')) {
+    const r = await runCnf({ peer, quick: values.quick });
+    results.sections.cnf = r;
+    log(`\n== ${r.problem}`);
+    log(table(r.rows, CNF_COLUMNS));
   }
   mkdirSync(values.out, { recursive: true });
   const file = path.join(values.out, 'bench.json');

@@ -8,7 +8,7 @@
 import { invalid, NeurodeError } from './errors.js';
 import { GRAD_MODES, type GradMode } from './grad.js';
 import { CoreHandle } from './handles.js';
-import { ACTIVATIONS, fnv1a, paramDigest, type Activation, type Layer } from './nn.js';
+import { ACTIVATIONS, encodeLayers, fnv1a, mlpLayers, paramDigest, type Activation, type Layer } from './nn.js';
 import { ADAPTIVE_METHODS, METHODS, type Dtype, type Method } from './odeint.js';
 import { optim, registerParamsOwner } from './optim.js';
 import {
@@ -77,10 +77,6 @@ export type CNFTarget = (typeof CNF_TARGETS)[number];
 /** Random streams: (purpose · 2^48) + iteration; purpose 3 = sample(). */
 const SAMPLE_STREAM = 3 * 2 ** 48;
 
-const KIND_CODE: Record<string, number> = {
-  linear: 0, concatLinear: 1, concatSquash: 2, tanh: 3, relu: 4, softplus: 5, sigmoid: 6, elu: 7, cube: 8, identity: 9,
-};
-
 function checkSeed(name: string, v: unknown): number {
   if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > Number.MAX_SAFE_INTEGER) throw invalid(name, `must be a whole number from 0 to 2^53 − 1 (got ${String(v)})`);
   return v as number;
@@ -136,32 +132,8 @@ function cnfConfig(o: unknown): CNFConfig {
 
 /** The layer code of the MLP field ([kind, in, out] triples). */
 function layerCode(c: CNFConfig): Uint32Array {
-  let layers = c.layers;
-  if (layers === null) {
-    const kind = c.time === 'concatsquash' ? 'concatSquash' : c.time === 'concat' ? 'concatLinear' : 'linear';
-    const dims = [c.dim, ...c.hidden, c.dim];
-    layers = [];
-    for (let k = 0; k + 1 < dims.length; k++) {
-      layers.push({ kind, in: dims[k]!, out: dims[k + 1]! } as Layer);
-      if (k + 2 < dims.length) layers.push({ kind: c.activation });
-    }
-  }
-  const code = new Uint32Array(3 * layers.length);
-  let width: number | undefined;
-  layers.forEach((l, i) => {
-    if (l === null || typeof l !== 'object' || !(l.kind in KIND_CODE)) throw invalid(`layers[${i}]`, `unknown layer ${JSON.stringify(l)}`);
-    code[3 * i] = KIND_CODE[l.kind]!;
-    if ('in' in l) {
-      code[3 * i + 1] = positiveInteger(`layers[${i}].in`, l.in, 1 << 24);
-      code[3 * i + 2] = positiveInteger(`layers[${i}].out`, l.out, 1 << 24);
-      width = l.out;
-    } else {
-      const w = width ?? (layers!.slice(i + 1).find((m) => 'in' in m) as { in: number } | undefined)?.in;
-      if (w === undefined) throw invalid(`layers[${i}]`, 'an elementwise layer needs a linear layer to set its width');
-      code[3 * i + 1] = w;
-      code[3 * i + 2] = w;
-    }
-  });
+  const layers = c.layers ?? mlpLayers({ dims: [c.dim, ...c.hidden, c.dim], activation: c.activation, time: c.time });
+  const code = encodeLayers(layers);
   if (code[1] !== c.dim || code[code.length - 1] !== c.dim) throw invalid('layers', `must map R^${c.dim} to R^${c.dim}`);
   return code;
 }
@@ -203,6 +175,25 @@ export function gaussianBaselineNll(train: ArrayLike<number>, test: ArrayLike<nu
 }
 
 export interface FieldOptions { aug?: 'plain' | 'logdet' | 'regularized'; trace?: TraceMode; seed?: number }
+
+/**
+ * Densities e^v of log-densities on a grid and their integral Σ e^v · cellArea (log-sum-exp in
+ * the core): normalisation checks, log-partition functions and heatmaps.
+ */
+export function densityGrid(logValues: ArrayLike<number>, cellArea: number): { density: Float64Array; mass: number; logMass: number } {
+  if (!(ArrayBuffer.isView(logValues) || Array.isArray(logValues)) || logValues.length === 0) throw invalid('values', 'must be a non-empty array of log-densities');
+  positiveNumber('cellArea', cellArea);
+  const n = logValues.length;
+  const s = new Scratch(core().exports);
+  try {
+    const vp = s.put(logValues), op = s.alloc(n * 8), ip = s.alloc(16);
+    callCore((c) => c.nd_density_grid(vp, n, cellArea, op, ip));
+    const info = s.f64(ip, 2);
+    return { density: s.f64(op, n).slice(), logMass: info[0]!, mass: info[1]! };
+  } finally {
+    s.free();
+  }
+}
 
 interface MlePayload { x: Float64Array; seed: number; iteration: number; firstRow: number; weight: number }
 interface KlPayload { target: CNFTarget | LogDensityFn; rows: number; seed: number; iteration: number; firstRow: number; weight: number }

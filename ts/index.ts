@@ -10,4 +10,4 @@ export { fitTrajectory, type TrajectoryData, type TrajectoryFitOptions } from '.
 export { LatentODE, RNNBaseline, packSeries, type TimeSeriesBatch, type LatentODEOptions, type LatentFitOptions, type RNNBaselineOptions, type Encoder } from './latent.js';
 export { spirals, type SpiralsOptions, type Spirals } from './spirals.js';
 export { datasets, toyData, twoCircles, twoMoons, pinwheel, eightGaussians, checkerboard, TOY_DATASETS, type ToyDataset } from './datasets.js';
-export { CNF, CNF_TARGETS, targetLogDensity, gaussianBaselineNll, type CNFOptions, type CNFFitOptions, type CNFTarget, type LogDensityFn, type TraceMode } from './cnf.js';
+export { CNF, CNF_TARGETS, targetLogDensity, gaussianBaselineNll, densityGrid, type CNFOptions, type CNFFitOptions, type CNFTarget, type LogDensityFn, type TraceMode } from './cnf.js';

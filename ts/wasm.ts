@@ -69,6 +69,7 @@ export interface CoreExports {
   nd_cnf_vjp(handle: number, aug: number, t: number, y: number, a: number, n: number, cfg: number, outY: number, outP: number, np: number, outT: number): number;
   nd_cnf_target(id: number, x: number, n: number, outLogp: number, outGrad: number): number;
   nd_cnf_base_logp(dim: number, z: number, n: number, std: number, out: number): number;
+  nd_density_grid(logv: number, n: number, cell: number, out: number, info: number): number;
   nd_toy_data(kind: number, n: number, seedLo: number, seedHi: number, out: number): number;
   nd_gaussian_nll(train: number, ntrain: number, test: number, ntest: number, dim: number, out: number): number;
   [name: string]: unknown;

@@ -265,7 +265,7 @@ impl<R: Real> VjpRhs<R> for JsVjp<R> {
 }
 
 /// Writes (nfe, steps, rejected) as three f64.
-fn write_stats(out: &mut [f64], s: &Stats) {
+pub(crate) fn write_stats(out: &mut [f64], s: &Stats) {
     out[0] = s.nfe as f64;
     out[1] = s.steps as f64;
     out[2] = s.rejected as f64;

@@ -1,13 +1,13 @@
 //! ABI of continuous normalizing flows (Section 4), the named 2-D targets, the toy data sets and
 //! the Gaussian baseline. Data crosses as f64; flows hold f64 or f32 parameters.
 
-use crate::abi::{insert, put_back, slice, slice_mut, status, take, Object};
+use crate::abi::{insert, put_back, slice, slice_mut, status, take, write_stats, Object};
 use crate::cnf::{self, Aug, Cnf, Regularise, ShardOut, Trace};
 use crate::datasets;
 use crate::error::{Code, Error, Result};
 use crate::grad::{GradOptions, Mode};
 use crate::nn::decode_specs;
-use crate::solver::{Method, Options, Stats};
+use crate::solver::{Method, Options};
 use crate::tensor::Scalar;
 
 /// Configuration of a flow call as TypeScript packs it (f64, NaN = not given).
@@ -174,12 +174,6 @@ pub extern "C" fn nd_cnf_params(h: u32) -> usize {
         }
         Err(_) => 0,
     }
-}
-
-fn write_stats(out: &mut [f64], s: &Stats) {
-    out[0] = s.nfe as f64;
-    out[1] = s.steps as f64;
-    out[2] = s.rejected as f64;
 }
 
 /// Solves the flow (aug 0: rows [z]; 1: [z, l]; 2: [z, l, e_k, e_j]) from `y0` (n f64) at ts[0]
@@ -375,6 +369,30 @@ pub unsafe extern "C" fn nd_cnf_vjp(h: u32, aug: u32, t: f64, y: *const f64, a: 
         slice_mut(out_y, n as usize).copy_from_slice(&gy);
         slice_mut(out_p, np).copy_from_slice(&gp);
         *out_t = gt;
+        Ok(())
+    })();
+    status(r)
+}
+
+/// Densities e^{v_i} of log-density values on a grid (n values) and the integral
+/// Σ e^{v_i}·cell: writes the densities to `out` and [log ∫, ∫] to `info` (log-sum-exp, so the
+/// log integral is finite even where every e^{v_i} underflows).
+#[no_mangle]
+pub unsafe extern "C" fn nd_density_grid(logv: *const f64, n: u32, cell: f64, out: *mut f64, info: *mut f64) -> i32 {
+    use crate::math::Float;
+    let r = (|| {
+        let v = slice(logv, n);
+        if v.is_empty() || v.iter().any(|x| x.is_nan() || *x == f64::INFINITY) || !(cell > 0.0) || !cell.is_finite() {
+            return Err(Error::invalid("values: need log-densities (not NaN or +Infinity) and a cell area > 0"));
+        }
+        let m = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let mut s = 0.0;
+        for (o, &x) in slice_mut(out, n as usize).iter_mut().zip(v) {
+            *o = Float::exp(x);
+            s += Float::exp(x - m);
+        }
+        let log = m + Float::ln(s) + Float::ln(cell);
+        slice_mut(info, 2).copy_from_slice(&[log, Float::exp(log)]);
         Ok(())
     })();
     status(r)

@@ -123,8 +123,8 @@ impl<R: Scalar> StackedMlp<R> {
         };
         let d = self.dim();
         grow(&mut self.x0, rows * d);
-        let specs = self.net.specs().to_vec();
-        for (l, s) in specs.iter().enumerate() {
+        for l in 0..self.out.len() {
+            let s = self.net.specs()[l];
             grow(&mut self.out[l], rows * s.dim_out());
             if matches!(s, LayerSpec::ConcatSquash { .. }) {
                 grow(&mut self.zcs[l], rows * s.dim_out());
@@ -152,8 +152,8 @@ impl<R: Scalar> StackedMlp<R> {
     pub fn forward(&mut self, params: &[R], t: f64) {
         let (b, rows) = (self.batch, self.rows);
         let tr = R::from_f64(t);
-        let specs = self.net.specs().to_vec();
-        for (l, s) in specs.iter().enumerate() {
+        for l in 0..self.out.len() {
+            let s = self.net.specs()[l];
             let (d_in, d_out) = (s.dim_in(), s.dim_out());
             let (before, after) = self.out.split_at_mut(l);
             let out = &mut after[0][..rows * d_out];
@@ -162,7 +162,7 @@ impl<R: Scalar> StackedMlp<R> {
             let (ip, it) = inp.split_at(b * d_in);
             let (op, ot) = out.split_at_mut(b * d_out);
             let kb = rows - b;
-            match *s {
+            match s {
                 LayerSpec::Linear { .. } => {
                     let nw = d_out * d_in;
                     let (w, bias) = (&p[..nw], &p[nw..nw + d_out]);
@@ -244,11 +244,10 @@ impl<R: Scalar> StackedMlp<R> {
         let kb = rows - b;
         let tr = R::from_f64(t);
         let mut dt = 0.0f64;
-        let specs = self.net.specs().to_vec();
-        let n = specs.len();
+        let n = self.out.len();
         let (mut cur, mut nxt) = (core::mem::take(&mut self.g0), core::mem::take(&mut self.g1));
         for l in (0..n).rev() {
-            let s = specs[l];
+            let s = self.net.specs()[l];
             let (d_in, d_out) = (s.dim_in(), s.dim_out());
             let inp: &[R] = if l == 0 { &self.x0[..rows * d_in] } else { &self.out[l - 1][..rows * d_in] };
             let go = &mut cur[..rows * d_out];
