@@ -64,5 +64,3 @@ export function spirals(options: SpiralsOptions = {}): Spirals {
   }
 }
 
-/** Data sets; merged with the 2-D toy densities' `datasets` object. */
-export const datasets = { spirals };
