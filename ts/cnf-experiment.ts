@@ -96,9 +96,10 @@ export async function runCnfExperiment(o: CnfExperimentOptions): Promise<CnfExpe
   for (const target of o.targets) {
     const tl = 4;
     const tg = grid(-tl, tl, o.grid);
-    const tv = targetLogDensity(target, tg.pts).value;
-    const td = densityGrid(tv, tg.cell);
-    const logZ = td.logMass;
+    const td = densityGrid(targetLogDensity(target, tg.pts).value, tg.cell);
+    // log Z on a wider grid (the targets' tails reach past the plotted window)
+    const zg = grid(-7, 7, 2 * o.grid);
+    const logZ = densityGrid(targetLogDensity(target, zg.pts).value, zg.cell).logMass;
     // reverse KL(q‖p) = E_q[log q − log p̃] + log Z, estimated with fresh samples
     const kl = (f: CNF) => {
       const s = f.sampleWithLogProb(4096, o.seed + 99);

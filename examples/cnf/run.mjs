@@ -26,7 +26,7 @@ await init();
 const log = (s) => process.stderr.write(s + '\n');
 let last = 0;
 const r = await runCnfExperiment({
-  datasets: values.datasets.split(','), targets: values.targets.split(','),
+  datasets: values.datasets.split(',').filter(Boolean), targets: values.targets.split(',').filter(Boolean),
   iterations: Number(values.iterations), klIterations: Number(values['kl-iterations']), batchSize: Number(values.batch),
   hidden: values.hidden.split(',').map(Number), width: Number(values.width), trainSize: 20000, testSize: 10000,
   dtype: values.dtype, seed: Number(values.seed), grid: 90, log,

@@ -6,6 +6,10 @@
 //! U2 = ½((z2 − w1)/0.4)²
 //! U3 = −ln(e^{−½((z2−w1)/0.35)²} + e^{−½((z2−w1+w2)/0.35)²})
 //! U4 = −ln(e^{−½((z2−w1)/0.4)²} + e^{−½((z2−w1+w3)/0.35)²})
+//! U2–U4 do not depend on z1 away from the waves, so e^{−U} is not integrable and the reverse KL
+//! would be unbounded below (a flow could spread along z1 forever). They get the envelope
+//! (z1/4)⁸ (< 0.1 for |z1| < 3, e^{−1} at |z1| = 4), which keeps their look on the [−4, 4]² window
+//! where Rezende & Mohamed show them and makes them proper.
 
 use crate::error::{Error, Result};
 use crate::math::{sin_cos_turns, Float};
@@ -61,6 +65,14 @@ pub fn log_density(id: u32, z: [f64; 2]) -> Result<(f64, [f64; 2])> {
             (-l, [c1 * -dw1 + c2 * (dw - dw1), c1 + c2])
         }
         _ => return Err(Error::invalid(format!("target: unknown id {id}"))),
+    };
+    let (u, g) = if id == 0 {
+        (u, g)
+    } else {
+        let q = z1 / 4.0;
+        let q2 = q * q;
+        let q4 = q2 * q2;
+        (u + q4 * q4, [g[0] + 2.0 * q4 * q2 * q, g[1]])
     };
     Ok((-u, [-g[0], -g[1]]))
 }
