@@ -13,6 +13,7 @@ import { runStiff } from './stiff.mjs';
 import { table } from './stats.mjs';
 import { runLatent } from './latent.mjs';
 import { runConvThroughput, runOdeNetBatch } from './mnist.mjs';
+import { runCnf, CNF_COLUMNS } from './cnf.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -87,6 +88,12 @@ export async function runBench(argv = process.argv.slice(2)) {
     results.sections.stiff = stiff;
     log('\n== stiff problems (kvaerno5 vs SciPy Radau/BDF, measured side by side)');
     log(table(stiff.rows, ['who', 'problem', 'nfe', 'newton', 'jacobians', 'steps', 'rejected', 'relErrEnd', 'medianMs', 'minMs', 'maxMs', 'dopri5WithMaxSteps1e5']));
+  }
+  if (want('cnf')) {
+    const r = await runCnf({ peer, quick: values.quick });
+    results.sections.cnf = r;
+    log(`\n== ${r.problem}`);
+    log(table(r.rows, CNF_COLUMNS));
   }
   mkdirSync(values.out, { recursive: true });
   const file = path.join(values.out, 'bench.json');

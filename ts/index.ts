@@ -10,8 +10,9 @@ export { fitLoop, shardRanges, sumInOrder, random, lossAndGrad, yieldToEventLoop
 export { fitTrajectory, type TrajectoryData, type TrajectoryFitOptions } from './trajectory.js';
 export { LatentODE, RNNBaseline, packSeries, type TimeSeriesBatch, type LatentODEOptions, type LatentFitOptions, type RNNBaselineOptions, type Encoder } from './latent.js';
 export { spirals, type SpiralsOptions, type Spirals } from './spirals.js';
-export { datasets } from './datasets.js';
 export { WorkerPool, type PoolOptions, type PoolStats } from './pool.js';
 export { ODENetClassifier, type ODENetClassifierOptions, type ClassifierFitOptions, type ClassifierArch, type ClassifierStep, type ClassifierJSON } from './odenet.js';
 export { mnist, mnistFromIdx, parseIdx, mnistTrainCounts, type MnistData, type LabeledImages } from './mnist.js';
 export { mnistTable, formatTable1, TABLE1_MODELS, type Table1Model, type Table1Options, type Table1Row } from './mnist-table.js';
+export { datasets, toyData, twoCircles, twoMoons, pinwheel, eightGaussians, checkerboard, TOY_DATASETS, type ToyDataset } from './datasets.js';
+export { CNF, CNF_TARGETS, targetLogDensity, gaussianBaselineNll, densityGrid, type CNFOptions, type CNFFitOptions, type CNFTarget, type LogDensityFn, type TraceMode } from './cnf.js';

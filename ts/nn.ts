@@ -38,7 +38,7 @@ export function paramDigest(params: Float64Array | Float32Array): string {
   return fnv1a(new Uint8Array(params.buffer, params.byteOffset, params.byteLength));
 }
 
-function encodeLayers(layers: Layer[]): Uint32Array {
+export function encodeLayers(layers: Layer[]): Uint32Array {
   if (!Array.isArray(layers) || layers.length === 0) throw invalid('layers', 'must be a non-empty array');
   const code = new Uint32Array(3 * layers.length);
   let width: number | undefined;
@@ -210,7 +210,7 @@ export interface MlpOptions {
   initStd?: number;
 }
 
-function mlpLayers(o: MlpOptions): Layer[] {
+export function mlpLayers(o: MlpOptions): Layer[] {
   const opts = plainObject('options', o);
   if (!Array.isArray(opts.dims) || opts.dims.length < 2) throw invalid('dims', 'must be an array of at least 2 widths');
   const dims = (opts.dims as unknown[]).map((d, i) => positiveInteger(`dims[${i}]`, d, 1 << 24));

@@ -74,6 +74,20 @@ export interface CoreExports {
     ev: number, nev: number, outT: number, outY: number, outIdx: number, outYs: number,
     logOut: number, logCount: number, stats: number,
   ): number;
+  nd_cnf_create(dtype: number, arch: number, code: number, n: number, dim: number, units: number, seedLo: number, seedHi: number, handleOut: number): number;
+  nd_cnf_info(handle: number, out: number): void;
+  nd_cnf_params(handle: number): number;
+  nd_cnf_flow(handle: number, aug: number, y0: number, n: number, ts: number, nts: number, cfg: number, out: number, stats: number): number;
+  nd_cnf_mle(handle: number, x: number, n: number, cfg: number, grad: number, np: number, info: number): number;
+  nd_cnf_kl_forward(handle: number, rows: number, cfg: number, outX: number, tapeOut: number): number;
+  nd_cnf_kl_backward(handle: number, tape: number, logp: number, dlogp: number, rows: number, dim: number, cfg: number, grad: number, np: number, info: number): number;
+  nd_cnf_eval(handle: number, aug: number, t: number, y: number, n: number, cfg: number, out: number): number;
+  nd_cnf_vjp(handle: number, aug: number, t: number, y: number, a: number, n: number, cfg: number, outY: number, outP: number, np: number, outT: number): number;
+  nd_cnf_target(id: number, x: number, n: number, outLogp: number, outGrad: number): number;
+  nd_cnf_base_logp(dim: number, z: number, n: number, std: number, out: number): number;
+  nd_density_grid(logv: number, n: number, cell: number, out: number, info: number): number;
+  nd_toy_data(kind: number, n: number, seedLo: number, seedHi: number, out: number): number;
+  nd_gaussian_nll(train: number, ntrain: number, test: number, ntest: number, dim: number, out: number): number;
   [name: string]: unknown;
 }
 

@@ -60,6 +60,8 @@ pub enum Object {
     Rnn32(crate::latent::rnn::RnnBaseline<f32>),
     Classifier64(crate::odenet::Classifier<f64>),
     Classifier32(crate::odenet::Classifier<f32>),
+    Cnf64(crate::cnf::Cnf<f64>),
+    Cnf32(crate::cnf::Cnf<f32>),
 }
 
 thread_local! {
@@ -280,7 +282,7 @@ impl<R: Real> VjpRhs<R> for JsVjp<R> {
 }
 
 /// Writes (nfe, steps, rejected) as three f64.
-fn write_stats(out: &mut [f64], s: &Stats) {
+pub(crate) fn write_stats(out: &mut [f64], s: &Stats) {
     out[0] = s.nfe as f64;
     out[1] = s.steps as f64;
     out[2] = s.rejected as f64;

@@ -4,10 +4,13 @@
 
 pub mod abi;
 pub mod abi_latent;
+pub mod abi_cnf;
 pub mod abi_odenet;
 pub mod abi_solvers;
 pub mod alloc;
+pub mod cnf;
 pub mod conv;
+pub mod datasets;
 pub mod error;
 pub mod field;
 pub mod grad;
