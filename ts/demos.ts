@@ -158,7 +158,8 @@ async function mnistDemo(ctx: DemoContext): Promise<DemoResult> {
 async function cnf(ctx: DemoContext): Promise<DemoResult> {
   const r = await runCnfExperiment({
     datasets: ctx.quick ? ['twoMoons'] : ['twoMoons', 'twoCircles'], targets: ctx.quick ? ['ring'] : ['ring', 'wave', 'twoWaves'],
-    iterations: ctx.quick ? 60 : 1500, klIterations: ctx.quick ? 60 : 1000, batchSize: ctx.quick ? 128 : 256, hidden: [32, 32, 32], width: 64,
+    // sized for `make demo` (15 minutes for every demo together); examples/cnf runs the full sizes
+    iterations: ctx.quick ? 60 : 600, klIterations: ctx.quick ? 60 : 400, batchSize: ctx.quick ? 128 : 256, hidden: [32, 32, 32], width: 64,
     trainSize: ctx.quick ? 4000 : 20000, testSize: ctx.quick ? 2000 : 10000, dtype: 'float32', seed: ctx.seed, grid: ctx.quick ? 60 : 90,
     log: (line) => process.stderr.write(line + '\n'), progress: ctx.progress,
   });
