@@ -32,7 +32,7 @@ let browser: Browser;
 
 /** The parameter digest Node gets for the page's run (same model module, no pool). */
 async function nodeDigest(iterations: number, seed: number): Promise<string> {
-  const m = createModel('spiral', { seed });
+  const m = createModel('cnf', { seed });
   try {
     await m.train({ iterations, seed });
     return m.digest();

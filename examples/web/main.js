@@ -21,7 +21,7 @@ async function main() {
   window.neurodePool = pool; // for tests and the console
   const model = createModel(cfg.model, cfg);
   Object.assign(state, { ready: true, simd: WebAssembly.validate(SIMD_PROBE), wasmBytes: bytes.length, wasmDigest: fnv1a(bytes), workers: pool.size, model: model.name, config: cfg, initialScore: model.score(), score: null });
-  $('model').textContent = `${model.name} (score: mean |trajectory error|, initially ${state.initialScore.toFixed(3)}): ${pool.size} Web Workers, SIMD ${state.simd ? 'on' : 'off'}, ${cfg.iterations} iterations, seed ${cfg.seed}`;
+  $('model').textContent = `${model.name} (score, lower is better: initially ${state.initialScore.toFixed(3)}): ${pool.size} Web Workers, SIMD ${state.simd ? 'on' : 'off'}, ${cfg.iterations} iterations, seed ${cfg.seed}`;
   const ctx = $('canvas').getContext('2d');
   const draw = () => model.draw(ctx, ctx.canvas.width, ctx.canvas.height);
   draw();
