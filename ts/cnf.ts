@@ -12,7 +12,7 @@ import { ACTIVATIONS, encodeLayers, fnv1a, mlpLayers, paramDigest, type Activati
 import { ADAPTIVE_METHODS, METHODS, type Dtype, type Method } from './odeint.js';
 import { optim, registerParamsOwner } from './optim.js';
 import {
-  combineShards, computeShards, fitLoop, fitOptions, random, registerShardKernel, shardRanges,
+  fitSharded, fitOptions, random, registerShardKernel, shardRanges,
   type FitOptions, type History, type ShardJob, type ShardModel, type ShardResult,
 } from './train.js';
 import { callCore, core, Scratch } from './wasm.js';
@@ -466,16 +466,7 @@ export class CNF implements ShardModel {
     const iterations = o.iterations ?? (o.epochs ?? 1) * itersPerEpoch;
     const opt = optim.adam(this.params, { lr: o.lr ?? 1e-3 });
     try {
-      return await fitLoop(o, iterations, itersPerEpoch, async (it) => {
-        const jobs = shardRanges(batchSize, shardSize).map(([a, b]) => job(it, a, b, batchSize));
-        const res = combineShards(await computeShards(jobs, this, o.pool), this.numParams);
-        opt.step(res.grad);
-        return res;
-      }, {
-        params: () => this.params,
-        optimizerState: () => opt.state,
-        restore: (p, st) => { this.params.set(p); opt.state = st; },
-      });
+      return await fitSharded(this, opt, o, iterations, itersPerEpoch, (it) => shardRanges(batchSize, shardSize).map(([a, b]) => job(it, a, b, batchSize)));
     } finally {
       opt.dispose();
     }

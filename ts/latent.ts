@@ -12,7 +12,7 @@ import { fnv1a, paramDigest } from './nn.js';
 import { ADAPTIVE_METHODS, METHODS, type Dtype, type Method } from './odeint.js';
 import { optim, registerParamsOwner } from './optim.js';
 import {
-  combineShards, computeShards, fitLoop, fitOptions, random, registerShardKernel, shardRanges,
+  fitSharded, fitOptions, random, registerShardKernel, shardRanges,
   type FitOptions, type History, type ShardJob, type ShardModel, type ShardResult,
 } from './train.js';
 import { callCore, core, Scratch } from './wasm.js';
@@ -322,20 +322,13 @@ export class LatentODE extends CoreModel {
     const model = this.toJSON();
     const modelKey = `latent:${fnv1a(new TextEncoder().encode(JSON.stringify(model.config)))}`;
     try {
-      return await fitLoop(o, iterations, itersPerEpoch, async (it) => {
+      return await fitSharded(this, opt, o, iterations, itersPerEpoch, (it) => {
         const rows = batchSize === n ? Float64Array.from({ length: n }, (_, i) => i) : random('choice', batchSize, { seed, stream: it, range: n });
         const params = this.params.slice();
-        const jobs: ShardJob[] = shardRanges(batchSize, shardSize).map(([a, b]) => {
+        return shardRanges(batchSize, shardSize).map(([a, b]): ShardJob => {
           const r = rows.slice(a, b);
           return { kernel: LATENT_KERNEL, modelKey, model, params, payload: { series: takeRows(series, r, this.obsDim), rows: r, seed, iteration: it, subsample, weight: (b - a) / batchSize } };
         });
-        const res = combineShards(await computeShards(jobs, this, o.pool), this.numParams);
-        opt.step(res.grad);
-        return res;
-      }, {
-        params: () => this.params,
-        optimizerState: () => opt.state,
-        restore: (p, st) => { this.params.set(p); opt.state = st; },
       });
     } finally {
       opt.dispose();
@@ -478,18 +471,11 @@ export class RNNBaseline extends CoreModel {
     const model = this.toJSON();
     const modelKey = `rnn:${fnv1a(new TextEncoder().encode(JSON.stringify(model.config)))}`;
     try {
-      return await fitLoop(o, iterations, itersPerEpoch, async (it) => {
+      return await fitSharded(this, opt, o, iterations, itersPerEpoch, (it) => {
         const rows = batchSize === n ? Float64Array.from({ length: n }, (_, i) => i) : random('choice', batchSize, { seed, stream: it, range: n });
         const params = this.params.slice();
-        const jobs: ShardJob[] = shardRanges(batchSize, shardSize).map(([a, b]) => (
+        return shardRanges(batchSize, shardSize).map(([a, b]): ShardJob => (
           { kernel: RNN_KERNEL, modelKey, model, params, payload: { series: takeRows(series, rows.slice(a, b), this.obsDim), weight: (b - a) / batchSize } }));
-        const res = combineShards(await computeShards(jobs, this, o.pool), this.numParams);
-        opt.step(res.grad);
-        return res;
-      }, {
-        params: () => this.params,
-        optimizerState: () => opt.state,
-        restore: (p, st) => { this.params.set(p); opt.state = st; },
       });
     } finally {
       opt.dispose();

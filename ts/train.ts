@@ -290,3 +290,24 @@ export function combineShards(results: ShardResult[], numParams: number): StepRe
   }
   return out;
 }
+
+/** What fitSharded needs of a model and of its optimiser. */
+interface ShardedModel extends ShardModel { readonly numParams: number }
+interface StepOptimizer { step(grads: ArrayLike<number>): void; state: ArrayLike<number> }
+
+/**
+ * The training loop of every model's fit(): each iteration's shard jobs are computed (here or on
+ * the pool), summed in shard order, and applied by the optimiser; checkpoints capture the
+ * parameters and the optimiser state.
+ */
+export function fitSharded(model: ShardedModel, opt: StepOptimizer, o: FitOptions, iterations: number, itersPerEpoch: number, jobsFor: (iteration: number) => ShardJob[]): Promise<History> {
+  return fitLoop(o, iterations, itersPerEpoch, async (it) => {
+    const r = combineShards(await computeShards(jobsFor(it), model, o.pool), model.numParams);
+    opt.step(r.grad);
+    return r;
+  }, {
+    params: () => model.params,
+    optimizerState: () => Float64Array.from(opt.state),
+    restore: (p, st) => { model.params.set(p); opt.state = st; },
+  });
+}

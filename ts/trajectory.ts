@@ -9,7 +9,7 @@ import { nn, VectorField } from './nn.js';
 import { ADAPTIVE_METHODS, METHODS, type Method } from './odeint.js';
 import { optim } from './optim.js';
 import {
-  combineShards, computeShards, fitLoop, fitOptions, lossAndGrad, random, registerShardKernel, shardRanges,
+  fitSharded, fitOptions, lossAndGrad, random, registerShardKernel, shardRanges,
   type FitOptions, type History, type ShardJob, type ShardModel,
 } from './train.js';
 import { finiteArray, oneOf, positiveInteger, timeGrid } from './validate.js';
@@ -78,11 +78,11 @@ export async function fitTrajectory(field: VectorField, data: TrajectoryData, op
   const model = field.toJSON();
   const modelKey = `trajectory:${field.digestArchitecture()}`;
   try {
-    return await fitLoop(o, iterations, 1, async (it) => {
+    return await fitSharded(field, opt, o, iterations, 1, (it) => {
       // window starts: counter-based, keyed by (seed, iteration)
       const starts = random(batchSize <= t.length - batchTime ? 'choice' : 'integer', batchSize, { seed, stream: it, range: t.length - batchTime });
       const params = field.params.slice();
-      const jobs: ShardJob[] = shardRanges(batchSize, shardSize).map(([a, b]) => {
+      return shardRanges(batchSize, shardSize).map(([a, b]): ShardJob => {
         const rows = b - a;
         const y0 = new Float64Array(rows * d);
         const target = new Float64Array(batchTime * rows * d);
@@ -93,13 +93,6 @@ export async function fitTrajectory(field: VectorField, data: TrajectoryData, op
         }
         return { kernel: KERNEL, modelKey, model, params, payload: { y0, target, ts, grad, method, rtol: o.rtol ?? 1e-7, atol: o.atol ?? 1e-9, loss, weight: rows / batchSize } };
       });
-      const r = combineShards(await computeShards(jobs, field, o.pool), field.numParams);
-      opt.step(r.grad);
-      return r;
-    }, {
-      params: () => field.params,
-      optimizerState: () => opt.state,
-      restore: (params, state) => { field.params.set(params); opt.state = state; },
     });
   } finally {
     opt.dispose();
