@@ -13,6 +13,7 @@
 //! The coefficients are computed here from the backward-difference recurrences.
 
 use super::stiff::{hermite_out, internal_grid};
+use super::{count_attempt, onto_grid};
 use super::tableau::RK4;
 use super::{atol_at, finite_all, next_float, prev_float, stage_state, stage_time, step_end_state, Directed, Method, Options, StepInfo, StepObserver, Stats};
 use crate::error::{Code, Error, Result};
@@ -111,20 +112,10 @@ pub(crate) fn integrate<R: Real>(
         if idx == ts.len() || observer.as_deref().is_some_and(|ob| ob.stop()) {
             break;
         }
-        if attempts >= o.max_steps {
-            return Err(Error::new(Code::MaxSteps, format!("maxSteps ({}) exceeded at t = {}", o.max_steps, at(s))));
-        }
-        attempts += 1;
+        count_attempt(&mut attempts, o.max_steps, at(s))?;
         // steps at s0 + j·h (as torchdiffeq's grid) so equal steps stay equal up to rounding
         let mut s_new = if h_fixed.is_finite() && !restart_grid_base { s0 + (steps_done + 1) as f64 * h_fixed } else { s + h_fixed };
-        while next_grid < grid.len() && grid[next_grid] <= s {
-            next_grid += 1;
-        }
-        let mut on_grid = false;
-        if next_grid < grid.len() && grid[next_grid] <= s_new {
-            s_new = grid[next_grid];
-            on_grid = true;
-        }
+        let on_grid = onto_grid(&grid, &mut next_grid, s, &mut s_new);
         if s_new > s_end {
             s_new = s_end;
         }

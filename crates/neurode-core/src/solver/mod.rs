@@ -534,21 +534,11 @@ fn integrate<R: Real>(
         if idx == ts.len() || observer.as_deref().is_some_and(|ob| ob.stop()) {
             break;
         }
-        if attempts >= o.max_steps {
-            return Err(Error::new(Code::MaxSteps, format!("maxSteps ({}) exceeded at t = {}", o.max_steps, at(s))));
-        }
-        attempts += 1;
+        count_attempt(&mut attempts, o.max_steps, at(s))?;
         // Step target: the controller's step, shortened onto a grid point (and, for fixed
         // steps, onto the end of the span so the last step lands on it).
         let mut s_new = s + h;
-        while next_grid < grid.len() && grid[next_grid] <= s {
-            next_grid += 1;
-        }
-        let mut on_grid = false;
-        if next_grid < grid.len() && grid[next_grid] <= s_new {
-            s_new = grid[next_grid];
-            on_grid = true;
-        }
+        let on_grid = onto_grid(&grid, &mut next_grid, s, &mut s_new);
         if !adaptive && s_new > s_end {
             s_new = s_end;
         }
@@ -605,6 +595,28 @@ fn integrate<R: Real>(
             }
         }
     }
+    Ok(())
+}
+
+/// Shortens a step from s to s_new onto the next grid point (skipping those already passed);
+/// true when the step now ends on one. Shared by every solver's step loop.
+pub(crate) fn onto_grid(grid: &[f64], next: &mut usize, s: f64, s_new: &mut f64) -> bool {
+    while *next < grid.len() && grid[*next] <= s {
+        *next += 1;
+    }
+    if *next < grid.len() && grid[*next] <= *s_new {
+        *s_new = grid[*next];
+        return true;
+    }
+    false
+}
+
+/// Counts one step attempt against maxSteps (t = the time reached, for the error).
+pub(crate) fn count_attempt(attempts: &mut u64, max_steps: u64, t: f64) -> Result<()> {
+    if *attempts >= max_steps {
+        return Err(Error::new(Code::MaxSteps, format!("maxSteps ({}) exceeded at t = {}", max_steps, t)));
+    }
+    *attempts += 1;
     Ok(())
 }
 

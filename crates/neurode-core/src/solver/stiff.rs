@@ -12,7 +12,7 @@
 
 use super::linalg::{lu_factor, lu_solve};
 use super::tableau::{interp_weights, KVAERNO5, KVAERNO5_GAMMA};
-use super::{atol_at, finite_all, initial_step, next_float, next_step_size, prev_float, stage_state, stage_time, step_end_state, Directed, Options, StepInfo, StepObserver, Stats};
+use super::{atol_at, count_attempt, finite_all, onto_grid, initial_step, next_float, next_step_size, prev_float, stage_state, stage_time, step_end_state, Directed, Options, StepInfo, StepObserver, Stats};
 use crate::error::{Code, Error, Result};
 use crate::math::powf64;
 use crate::real::Real;
@@ -244,19 +244,9 @@ pub(crate) fn integrate<R: Real>(
         if idx == ts.len() || observer.as_deref().is_some_and(|ob| ob.stop()) {
             break;
         }
-        if attempts >= o.max_steps {
-            return Err(Error::new(Code::MaxSteps, format!("maxSteps ({}) exceeded at t = {}", o.max_steps, at(s))));
-        }
-        attempts += 1;
+        count_attempt(&mut attempts, o.max_steps, at(s))?;
         let mut s_new = s + h;
-        while next_grid < grid.len() && grid[next_grid] <= s {
-            next_grid += 1;
-        }
-        let mut on_grid = false;
-        if next_grid < grid.len() && grid[next_grid] <= s_new {
-            s_new = grid[next_grid];
-            on_grid = true;
-        }
+        let mut on_grid = onto_grid(&grid, &mut next_grid, s, &mut s_new);
         // Steps land on the output times: a cubic Hermite between the ends of a long stiff step
         // misses quasi-steady components (Robertson's y2 by 1e-1 relative), the step ends do not.
         if idx < ts.len() && s_out[idx] < s_new {
