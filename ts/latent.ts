@@ -239,6 +239,33 @@ function latentConfig(o: unknown): LatentConfig {
   };
 }
 
+/**
+ * The fit loop both sequence models share: minibatches of rows drawn without replacement from
+ * (seed, iteration), split into fixed-size shards, Adam (lr default 0.01) through fitSharded.
+ */
+async function fitSeries(
+  m: ShardModel & { readonly numParams: number; toJSON(): { config: unknown } },
+  kind: string, o: FitOptions, series: { batch: number }, batchSize: number, shardSize: number,
+  shard: (rows: Float64Array, iteration: number, weight: number) => Pick<ShardJob, 'kernel' | 'payload'>,
+): Promise<History> {
+  const n = series.batch;
+  const seed = o.seed ?? 0;
+  const itersPerEpoch = Math.ceil(n / batchSize);
+  const iterations = o.iterations ?? (o.epochs ?? 1) * itersPerEpoch;
+  const opt = optim.adam(m.params, { lr: o.lr ?? 0.01 });
+  const model = m.toJSON();
+  const modelKey = `${kind}:${fnv1a(new TextEncoder().encode(JSON.stringify(model.config)))}`;
+  try {
+    return await fitSharded(m, opt, o, iterations, itersPerEpoch, (it) => {
+      const rows = batchSize === n ? Float64Array.from({ length: n }, (_, i) => i) : random('choice', batchSize, { seed, stream: it, range: n });
+      const params = m.params.slice();
+      return shardRanges(batchSize, shardSize).map(([a, b]): ShardJob => ({ modelKey, model, params, ...shard(rows.slice(a, b), it, (b - a) / batchSize) }));
+    });
+  } finally {
+    opt.dispose();
+  }
+}
+
 /** Latent ODE (API.md §5): fit maximises the ELBO; predict interpolates and extrapolates. */
 export class LatentODE extends CoreModel {
   readonly config: Readonly<LatentConfig>;
@@ -316,23 +343,8 @@ export class LatentODE extends CoreModel {
       subsample = { min, max };
     }
     const seed = o.seed ?? 0;
-    const itersPerEpoch = Math.ceil(n / batchSize);
-    const iterations = o.iterations ?? (o.epochs ?? 1) * itersPerEpoch;
-    const opt = optim.adam(this.params, { lr: o.lr ?? 0.01 });
-    const model = this.toJSON();
-    const modelKey = `latent:${fnv1a(new TextEncoder().encode(JSON.stringify(model.config)))}`;
-    try {
-      return await fitSharded(this, opt, o, iterations, itersPerEpoch, (it) => {
-        const rows = batchSize === n ? Float64Array.from({ length: n }, (_, i) => i) : random('choice', batchSize, { seed, stream: it, range: n });
-        const params = this.params.slice();
-        return shardRanges(batchSize, shardSize).map(([a, b]): ShardJob => {
-          const r = rows.slice(a, b);
-          return { kernel: LATENT_KERNEL, modelKey, model, params, payload: { series: takeRows(series, r, this.obsDim), rows: r, seed, iteration: it, subsample, weight: (b - a) / batchSize } };
-        });
-      });
-    } finally {
-      opt.dispose();
-    }
+    return fitSeries(this, 'latent', o, series, batchSize, shardSize, (rows, it, weight) =>
+      ({ kernel: LATENT_KERNEL, payload: { series: takeRows(series, rows, this.obsDim), rows, seed, iteration: it, subsample, weight } }));
   }
 
   /**
@@ -464,22 +476,8 @@ export class RNNBaseline extends CoreModel {
     const n = series.batch;
     const batchSize = Math.min(n, o.batchSize ?? n);
     const shardSize = positiveInteger('shardSize', o.shardSize ?? 100);
-    const seed = o.seed ?? 0;
-    const itersPerEpoch = Math.ceil(n / batchSize);
-    const iterations = o.iterations ?? (o.epochs ?? 1) * itersPerEpoch;
-    const opt = optim.adam(this.params, { lr: o.lr ?? 0.01 });
-    const model = this.toJSON();
-    const modelKey = `rnn:${fnv1a(new TextEncoder().encode(JSON.stringify(model.config)))}`;
-    try {
-      return await fitSharded(this, opt, o, iterations, itersPerEpoch, (it) => {
-        const rows = batchSize === n ? Float64Array.from({ length: n }, (_, i) => i) : random('choice', batchSize, { seed, stream: it, range: n });
-        const params = this.params.slice();
-        return shardRanges(batchSize, shardSize).map(([a, b]): ShardJob => (
-          { kernel: RNN_KERNEL, modelKey, model, params, payload: { series: takeRows(series, rows.slice(a, b), this.obsDim), weight: (b - a) / batchSize } }));
-      });
-    } finally {
-      opt.dispose();
-    }
+    return fitSeries(this, 'rnn', o, series, batchSize, shardSize, (rows, _it, weight) =>
+      ({ kernel: RNN_KERNEL, payload: { series: takeRows(series, rows, this.obsDim), weight } }));
   }
 
   /** Autoregressive predictions at `ts` (increasing): batch × ts.length × obsDim. */
