@@ -2,14 +2,14 @@
 // pool), the round trip of a tiny call, and 1 MiB buffers copied vs transferred. Runs of the
 // two pool sizes are interleaved so that the shared machine's noise hits both alike; every
 // training run must end on the same parameter bits (checked, reported as sameBits).
-import { nn, odeint, fitTrajectory, WorkerPool } from '../dist/index.js';
+import { nn, odeint, fitTrajectory, WorkerPool, CNF, twoCircles, ODENetClassifier, datasets } from '../dist/index.js';
 import os from 'node:os';
 import { summarize, round } from './stats.mjs';
 
 /**
  * Training workloads: one entry per model. `make(seed)` returns a fresh model and
  * `fit(model, iterations, pool, onIteration)` trains it; `digest(model)` its parameter digest.
- * (CNF batch 512 and ODE-Net batch 128 join here once those models are merged.)
+ * `rounds` × `iterations` per pool size keeps the slow workloads to about a minute.
  */
 export function trainingWorkloads() {
   const A = [[-0.1, 2], [-2, -0.1]];
@@ -31,6 +31,44 @@ export function trainingWorkloads() {
       },
       digest: (field) => field.digest(),
       dispose: (field) => field.dispose(),
+    },
+    {
+      // issue 5's CNF step (torchdiffeq's (c) row): batch 512, [z,t]→64→64→2 tanh, exact trace, adjoint
+      name: 'CNF (2-D, exact trace, f64)',
+      batch: 512,
+      shardSize: 64,
+      rounds: 3,
+      iterations: 6,
+      make(seed) {
+        const layers = [nn.concatLinear(2, 64), nn.tanh(), nn.linear(64, 64), nn.tanh(), nn.linear(64, 2)];
+        return new CNF({ dim: 2, layers, t1: 10, baseStd: Math.sqrt(0.1), rtol: 1e-5, atol: 1e-5, trace: 'exact', grad: 'adjoint', seed });
+      },
+      fit(m, iterations, pool, onIteration) {
+        return m.fit(twoCircles(512 * 16, 1).map((v) => v / 3), { iterations, batchSize: 512, shardSize: 64, lr: 1e-3, seed: 0, pool, onProgress: onIteration });
+      },
+      digest: (m) => m.digest(),
+      dispose: (m) => m.dispose(),
+    },
+    {
+      // issue 4's ODE-Net step: the paper's conv ODE-Net, batch 128 of real digits, 2 shards of 64
+      name: 'ODE-Net (conv, batch 128, f32)',
+      batch: 128,
+      shardSize: 64,
+      rounds: 2,
+      iterations: 3,
+      async prepare() {
+        const { train } = await datasets.mnist();
+        this.x = train.x.subarray(0, 128 * 784);
+        this.y = train.y.subarray(0, 128);
+      },
+      make(seed) {
+        return new ODENetClassifier({ inputShape: [1, 28, 28], classes: 10, arch: 'conv', seed });
+      },
+      fit(m, iterations, pool, onIteration) {
+        return m.fit(this.x, this.y, { iterations, batchSize: 128, shardSize: 64, optimizer: 'sgd', seed: 0, pool, onProgress: onIteration });
+      },
+      digest: (m) => m.digest(),
+      dispose: (m) => m.dispose(),
     },
   ];
 }
@@ -58,14 +96,17 @@ async function timedRun(w, pool, iterations, skip) {
   return { times, digest, nfePerIteration: nfe / iterations, cpuPerWall, mainMsPerIteration };
 }
 
-export async function runPoolBench({ quick = false, log = () => {} } = {}) {
+export async function runPoolBench({ quick = false, only = process.env.POOL_BENCH_ONLY?.toLowerCase(), log = () => {} } = {}) {
   // Scaling needs idle cores: the load average says how many were busy with other work.
   const out = { cores: os.availableParallelism(), loadAverageBefore: os.loadavg().map((v) => round(v, 3)), training: [], roundTrip: null, transfer: [] };
   log(`cores ${out.cores}, load average before ${out.loadAverageBefore.join(' ')} (other processes on the cores make the 2-worker figure meaningless)`);
   const pools = { 1: await WorkerPool.create({ size: 1 }), 2: await WorkerPool.create({ size: 2 }) };
   try {
-    const rounds = quick ? 2 : 5, iterations = quick ? 4 : 8, skip = 1;
+    const skip = 1;
     for (const w of trainingWorkloads()) {
+      if (only && !w.name.toLowerCase().includes(only)) continue;
+      await w.prepare?.();
+      const rounds = quick ? 2 : w.rounds ?? 5, iterations = quick ? 3 : w.iterations ?? 8;
       const t = { none: [], 1: [], 2: [] };
       const digests = new Set();
       let nfe = 0;
