@@ -10,7 +10,9 @@
 //! backprop), L1 loss, shard gradients weighted by rows/batch and summed in shard order,
 //! RMSprop (lr 0.01, alpha 0.99, eps 1e-8).
 
-use neurode_core::abi::nd_rng_fill;
+mod common;
+
+use common::{add_weighted, choice, param_digest, shard_ranges};
 use neurode_core::field::NetField;
 use neurode_core::grad::{self, GradOptions, Mode};
 use neurode_core::loss::Loss;
@@ -18,30 +20,8 @@ use neurode_core::nn::{mlp, Act, TimeMode};
 use neurode_core::optim::Optimizer;
 use neurode_core::solver::{self, FnRhs, Options, Stats};
 
-/// The digest test/pool.test.ts asserts too (GOLDEN.trajectory).
+/// The digest test/pool.test.ts asserts too (its 'trajectory (ode_demo)' case).
 const GOLDEN_TRAJECTORY: &str = "df86c619";
-
-fn fnv1a(bytes: &[u8]) -> String {
-    let mut h: u32 = 0x811c9dc5;
-    for &b in bytes {
-        h ^= b as u32;
-        h = h.wrapping_mul(0x01000193);
-    }
-    format!("{:08x}", h)
-}
-
-fn param_digest(p: &[f64]) -> String {
-    let bytes: Vec<u8> = p.iter().flat_map(|v| v.to_le_bytes()).collect();
-    fnv1a(&bytes)
-}
-
-/// Window starts: the core's counter-based sampling without replacement (TypeScript random('choice')).
-fn choice(seed: u64, stream: u64, n: usize, range: usize) -> Vec<usize> {
-    let mut out = vec![0.0f64; n];
-    let st = unsafe { nd_rng_fill(4, seed as u32, (seed >> 32) as u32, stream as f64, 0.0, n as u32, range as f64, out.as_mut_ptr()) };
-    assert_eq!(st, 0);
-    out.iter().map(|&v| v as usize).collect()
-}
 
 fn fit_trajectory_digest() -> String {
     // data
@@ -68,8 +48,8 @@ fn fit_trajectory_digest() -> String {
     for it in 0..iterations {
         let starts = choice(11, it, batch, npts - batch_time);
         let mut acc = vec![0.0f64; np];
-        for a in (0..batch).step_by(shard) {
-            let rows = shard.min(batch - a);
+        for (a, b) in shard_ranges(batch, shard) {
+            let rows = b - a;
             let mut y0 = vec![0.0; rows * d];
             let mut target = vec![0.0; batch_time * rows * d];
             for r in 0..rows {
@@ -83,10 +63,7 @@ fn fit_trajectory_digest() -> String {
             let mut dl = vec![0.0; tape.ys.len()];
             Loss::L1.eval(&tape.ys, &target, None, &mut dl).unwrap();
             let g = grad::backward(&mut field, tape, &dl).unwrap();
-            let weight = rows as f64 / batch as f64;
-            for (s, v) in acc.iter_mut().zip(&g.params) {
-                *s += weight * *v;
-            }
+            add_weighted(&mut acc, &g.params, rows as f64 / batch as f64);
         }
         let mut p = std::mem::take(&mut field.params);
         opt.step(&mut p, &acc).unwrap();
