@@ -1,22 +1,40 @@
 // WorkerPool: the determinism promise (same parameter bits with no pool and 1, 2, 4 workers, run
-// after run, and natively: crates/neurode-core/tests/golden_trajectory.rs asserts the same
-// digest), faults (crashed workers are replaced, their shards retried), odeintBatch, terminate.
+// after run, and natively: each CASES entry's golden digest is asserted by its native twin,
+// crates/neurode-core/tests/golden_*.rs, which runs the same computation through cargo test),
+// faults (crashed workers are replaced, their shards retried), odeintBatch, terminate.
 // Workers run built JS, so this file imports dist/ (make test builds first).
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { init, nn, odeint, fitTrajectory, spirals, LatentODE, ODENetClassifier, datasets, NeurodeError, WorkerPool, type History } from '../dist/index.js';
+import { init, nn, odeint, fitTrajectory, spirals, LatentODE, ODENetClassifier, CNF, datasets, random, NeurodeError, WorkerPool, type History } from '../dist/index.js';
 
 interface RunOptions { pool?: WorkerPool; iterations?: number; onProgress?: (p: { iteration: number }) => void; signal?: AbortSignal }
 interface Result { digest: string; history: History }
 
 /**
  * One entry per model: a tiny fixed-seed training run and the golden digest of its final
- * parameters (the same computation's digest from the native cargo test). Adding a model's
- * determinism test is adding an entry here.
+ * parameters, which the model's native twin (crates/neurode-core/tests/golden_*.rs: the same
+ * data, model, minibatches, shards, weighted sum and optimiser through cargo test) asserts too:
+ * wasm and native give the same bits. Adding a model's determinism test is adding an entry
+ * here and a twin there.
  */
 interface Case { name: string; golden?: string; iterations: number; run(o: RunOptions): Promise<Result> }
 
 let spiral: { t: number[]; y: Float64Array };
+let images: { x: Float32Array; y: Int32Array };
+
+/**
+ * Stand-in digits both sides can generate (golden_odenet.rs builds the same bits): n 28×28
+ * images of class c (uniform over 10) = uniform noise · 0.5, every (c + 2)-th row lit by 0.5.
+ */
+function stripedImages(n: number, seed: number): { x: Float32Array; y: Int32Array } {
+  const y = Int32Array.from(random('integer', n, { seed, stream: 0, range: 10 }));
+  const u = random('uniform', n * 784, { seed, stream: 1 });
+  const x = new Float32Array(n * 784);
+  for (let i = 0; i < n; i++) {
+    for (let p = 0; p < 784; p++) x[i * 784 + p] = 0.5 * u[i * 784 + p]! + (Math.floor(p / 28) % (y[i]! + 2) === 0 ? 0.5 : 0);
+  }
+  return { x, y };
+}
 
 const CASES: Case[] = [
   {
@@ -38,8 +56,9 @@ const CASES: Case[] = [
     },
   },
   {
-    // paper Section 5 on the bidirectional spirals, tiny; no native twin yet (golden to add)
+    // paper Section 5 on the bidirectional spirals, tiny; see golden_latent.rs for the native twin
     name: 'latent ODE',
+    golden: 'c3c63360',
     iterations: 3,
     async run(o) {
       const data = spirals({ n: 12, ntotal: 60, nsample: 20, seed: 1 }).observed;
@@ -53,15 +72,33 @@ const CASES: Case[] = [
     },
   },
   {
-    // paper Section 3: a small conv ODE-Net (width 8) on 48 real digits, adjoint, shards of 8
+    // paper Section 4 (FFJORD): maximum likelihood on two moons, Hutchinson trace (probes keyed
+    // by row index, so the shard split cannot change them), adjoint; native twin golden_cnf.rs
+    name: 'CNF',
+    golden: '3cd2e5e6',
+    iterations: 4,
+    async run(o) {
+      const x = datasets.twoMoons(96, 3);
+      const m = new CNF({ dim: 2, hidden: [8, 8], trace: 'hutchinson', seed: 6 });
+      try {
+        const history = await m.fit(x, { iterations: o.iterations ?? 4, batchSize: 32, shardSize: 8, lr: 0.03, seed: 9, pool: o.pool, onProgress: o.onProgress, signal: o.signal });
+        return { digest: m.digest(), history };
+      } finally {
+        m.dispose();
+      }
+    },
+  },
+  {
+    // paper Section 3: a small conv ODE-Net (width 8, adjoint, float32) on 24 generated images
+    // (a few SGD steps cannot learn real features, so full batch: the loss falls on the same
+    // rows), reshuffled each epoch into shards of 6; native twin golden_odenet.rs
     name: 'ODE-Net (small)',
+    golden: '6c5c7e1a',
     iterations: 3,
     async run(o) {
-      const { train } = await datasets.mnist();
-      const x = train.x.subarray(0, 48 * 784), y = train.y.subarray(0, 48);
       const m = new ODENetClassifier({ inputShape: [1, 28, 28], classes: 10, arch: 'conv', width: 8, seed: 2 });
       try {
-        const history = await m.fit(x, y, { iterations: o.iterations ?? 3, batchSize: 16, shardSize: 8, seed: 5, pool: o.pool, onProgress: o.onProgress, signal: o.signal } as never);
+        const history = await m.fit(images.x, images.y, { iterations: o.iterations ?? 3, batchSize: 24, shardSize: 6, seed: 5, pool: o.pool, onProgress: o.onProgress, signal: o.signal });
         return { digest: m.digest(), history };
       } finally {
         m.dispose();
@@ -83,6 +120,7 @@ beforeAll(async () => {
     dy[1] = a * A[0]![1]! + b * A[1]![1]!;
   }, [2, 0], t).ys as Float64Array;
   spiral = { t, y };
+  images = stripedImages(24, 8);
   for (const size of [1, 2, 4]) pools.set(size, await WorkerPool.create({ size }));
 });
 
