@@ -120,23 +120,6 @@ describe('LatentODE', () => {
     expect(a.h.nfeForward.every((v) => v > 0)).toBe(true);
     expect(a.h.extra?.kl?.length).toBe(25);
   });
-
-  it('prefix subsampling (forecast training) is its own deterministic regime; a non-boolean prefix is rejected', async () => {
-    const d = spirals({ n: 6, nsample: 20, ntotal: 100, seed: 5 });
-    const run = async (subsample: { min: number; max: number; prefix?: boolean }) => {
-      const m = new LatentODE({ obsDim: 2, latentDim: 2, hidden: 8, rnnHidden: 6, seed: 1, rtol: 1e-5, atol: 1e-6 });
-      const h = await m.fit(d.observed, { iterations: 3, shardSize: 3, lr: 0.02, seed: 2, subsample });
-      m.dispose();
-      return h.loss;
-    };
-    const prefix = await run({ min: 4, max: 10, prefix: true });
-    expect(await run({ min: 4, max: 10, prefix: true })).toEqual(prefix);
-    // the encoder sees other observations than with a random subset, so the losses differ
-    expect(await run({ min: 4, max: 10 })).not.toEqual(prefix);
-    const m = new LatentODE({ obsDim: 2, latentDim: 2, hidden: 8, rnnHidden: 6, seed: 1 });
-    await expect(m.fit(d.observed, { iterations: 1, subsample: { min: 4, max: 10, prefix: 'yes' as never } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'subsample.prefix' });
-    m.dispose();
-  });
 });
 
 describe('RNNBaseline', () => {

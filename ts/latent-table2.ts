@@ -18,8 +18,6 @@ export interface Table2Options {
   obsStd: number;
   /** Encoder sees a random subset of min..max observations per training window (0 = all). */
   subsampleMin: number;
-  /** Encoder sees the first k of each training window instead of a random subset (forecast training). */
-  prefix?: boolean;
   /** Evaluate on the test set every this many iterations (0 = only at the end). */
   evalEvery: number;
   counts: number[];
@@ -73,7 +71,7 @@ export async function runTable2(o: Table2Options): Promise<Table2Result> {
     let t0 = performance.now();
     const h = await latent.fit(train.observed, {
       iterations: o.iterations, lr: 0.01, seed: o.seed, shardSize: 1000,
-      subsample: o.subsampleMin > 0 ? { min: o.subsampleMin, max: 100, prefix: o.prefix === true } : undefined,
+      subsample: o.subsampleMin > 0 ? { min: o.subsampleMin, max: 100 } : undefined,
       onProgress: (p) => {
         o.progress?.(p.iteration, total, `latent ODE loss ${p.loss.toFixed(1)}`);
         if (o.evalEvery > 0 && p.iteration % o.evalEvery === 0 && p.iteration < o.iterations) {
@@ -120,7 +118,7 @@ export async function runTable2(o: Table2Options): Promise<Table2Result> {
       protocol: {
         train: '1000 spirals × 100 noisy points (noise 0.1), windows start in [100, 399] of 500 points on [0, 6π]',
         test: '100 spirals, 200-point windows starting in [100, 299]; encoder gets n random points of the first 100 (noisy); RMSE over the next 100 noise-free points',
-        model: `latent 4, hidden 20, GRU encoder 25 (time gaps), obsStd ${o.obsStd}, Adam lr 0.01, full batch, dopri5 rtol 1e-7 atol 1e-9, backprop; ${o.dtype}` + (o.subsampleMin > 0 ? `; encoder sees ${o.prefix ? 'the first' : ''} ${o.subsampleMin}..100 ${o.prefix ? '' : 'random '}points per window in training` : ''),
+        model: `latent 4, hidden 20, GRU encoder 25 (time gaps), obsStd ${o.obsStd}, Adam lr 0.01, full batch, dopri5 rtol 1e-7 atol 1e-9, backprop; ${o.dtype}` + (o.subsampleMin > 0 ? `; encoder sees ${o.subsampleMin}..100 random points per window in training` : ''),
         rnn: 'GRU hidden 25 with time gaps, next-step MSE, Adam lr 0.01, full batch',
         seed: o.seed,
       },

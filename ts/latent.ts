@@ -194,10 +194,9 @@ export interface LatentODEOptions {
 export interface LatentFitOptions extends FitOptions {
   /** Rows per shard (fixed: results do not depend on the pool). Default 100. */
   shardSize?: number;
-  /** Show the encoder min..max of each row's observations per iteration (all are still
-   *  scored): a random subset trains it for sparse inputs; with `prefix: true` the first k, so
-   *  the rest are forecasts (training for extrapolation). */
-  subsample?: { min: number; max: number; prefix?: boolean };
+  /** Show the encoder a random subset of min..max of each row's observations per iteration
+   *  (all are still scored): trains it for sparse inputs. */
+  subsample?: { min: number; max: number };
 }
 
 interface LatentConfig {
@@ -301,7 +300,7 @@ export class LatentODE extends CoreModel {
    * Mean negative ELBO of `rows` (indices into the data set, they key ε) and its gradient, for
    * iteration `iteration`; one core call.
    */
-  elboShard(p: { series: PackedSeries; rows: Float64Array; seed: number; iteration: number; subsample?: { min: number; max: number; prefix?: boolean } }): ShardResult & { recon: number; kl: number; poisson: number } {
+  elboShard(p: { series: PackedSeries; rows: Float64Array; seed: number; iteration: number; subsample?: { min: number; max: number } }): ShardResult & { recon: number; kl: number; poisson: number } {
     const h = this.h.get();
     const x = core().exports;
     const s = new Scratch(x);
@@ -312,7 +311,7 @@ export class LatentODE extends CoreModel {
       const rp = s.put(p.rows), op = s.put(this.solveOptions());
       const gp = s.alloc(Math.max(1, this.numParams) * 8), stp = s.alloc(48);
       const [lo, hi] = seedParts(p.seed);
-      callCore((k) => k.nd_latent_elbo(h, sr.batch, sr.slots, t, v, m, m, rp, lo, hi, p.iteration, p.subsample?.min ?? 0, p.subsample?.max ?? 0, p.subsample?.prefix ? 1 : 0, this.config.t0, op, gp, this.numParams, stp));
+      callCore((k) => k.nd_latent_elbo(h, sr.batch, sr.slots, t, v, m, m, rp, lo, hi, p.iteration, p.subsample?.min ?? 0, p.subsample?.max ?? 0, this.config.t0, op, gp, this.numParams, stp));
       const st = s.f64(stp, 6);
       return { loss: st[0]!, weight: 1, grad: s.f64(gp, this.numParams).slice(), nfeForward: st[1]!, nfeBackward: st[2]!, recon: st[3]!, kl: st[4]!, poisson: st[5]!, extra: { recon: st[3]!, kl: st[4]!, poisson: st[5]! } };
     } finally {
@@ -336,13 +335,12 @@ export class LatentODE extends CoreModel {
     const n = series.batch;
     const batchSize = Math.min(n, o.batchSize ?? n);
     const shardSize = positiveInteger('shardSize', o.shardSize ?? 100);
-    let subsample: { min: number; max: number; prefix: boolean } | undefined;
+    let subsample: { min: number; max: number } | undefined;
     if (o.subsample !== undefined) {
       const ss = plainObject('subsample', o.subsample);
       const min = positiveInteger('subsample.min', ss.min), max = positiveInteger('subsample.max', ss.max);
       if (max < min) throw invalid('subsample.max', 'must be >= subsample.min');
-      if (ss.prefix !== undefined && typeof ss.prefix !== 'boolean') throw invalid('subsample.prefix', 'must be a boolean');
-      subsample = { min, max, prefix: ss.prefix === true };
+      subsample = { min, max };
     }
     const seed = o.seed ?? 0;
     return fitSeries(this, 'latent', o, series, batchSize, shardSize, (rows, it, weight) =>

@@ -46,7 +46,7 @@ export interface CoreExports {
   nd_latent_info(handle: number, out: number): void;
   nd_latent_elbo(
     handle: number, batch: number, slots: number, times: number, values: number, mask: number, emask: number, rows: number,
-    seedLo: number, seedHi: number, iteration: number, keepMin: number, keepMax: number, keepPrefix: number, t0: number, sopts: number, grad: number, np: number, stats: number,
+    seedLo: number, seedHi: number, iteration: number, keepMin: number, keepMax: number, t0: number, sopts: number, grad: number, np: number, stats: number,
   ): number;
   nd_latent_predict(
     handle: number, batch: number, slots: number, times: number, values: number, mask: number, ts: number, nts: number,

@@ -3,9 +3,7 @@
 // RNN baseline on held-out spirals given 30, 50 and 100 observations (MODELS_PEER.md protocol),
 // plus a Fig. 8-style figure. Usage: node examples/latent-ode/run.mjs [--iterations N]
 //   [--rnn-iterations N] [--dtype float32|float64] [--obs-std S] [--subsample-min K]
-//   [--prefix] [--eval-every N] [--seed S] [--out DIR]
-// --prefix: in training the encoder sees the first k (k in subsample-min..100) points of a
-// window and the rest are forecasts, instead of k random points.
+//   [--eval-every N] [--seed S] [--out DIR]
 import { parseArgs } from 'node:util';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -18,7 +16,6 @@ const { values } = parseArgs({ options: {
   dtype: { type: 'string', default: 'float32' },
   'obs-std': { type: 'string', default: '0.1' },
   'subsample-min': { type: 'string', default: '30' },
-  prefix: { type: 'boolean', default: false },
   'eval-every': { type: 'string', default: '250' },
   seed: { type: 'string', default: '0' },
   out: { type: 'string', default: 'neurode-out/latent-ode' },
@@ -27,7 +24,7 @@ await init();
 const log = (s) => process.stderr.write(s + '\n');
 const r = await runTable2({
   iterations: Number(values.iterations), rnnIterations: Number(values['rnn-iterations']), seed: Number(values.seed),
-  dtype: values.dtype, obsStd: Number(values['obs-std']), subsampleMin: Number(values['subsample-min']), prefix: values.prefix,
+  dtype: values.dtype, obsStd: Number(values['obs-std']), subsampleMin: Number(values['subsample-min']),
   evalEvery: Number(values['eval-every']), counts: [30, 50, 100], log,
 });
 mkdirSync(values.out, { recursive: true });

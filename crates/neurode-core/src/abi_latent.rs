@@ -118,12 +118,12 @@ unsafe fn series<'a>(batch: u32, slots: u32, d: usize, times: *const f64, values
     Ok(Series { batch: batch as usize, slots: slots as usize, times: slice(times, n as u32), values: slice(values, (n * d) as u32), mask: slice(mask, n as u32), enc_mask: slice(emask, n as u32) })
 }
 
-fn elbo_typed<R: Scalar>(m: &LatentOde<R>, s: &Series, rows: &[f64], seed: u64, iteration: u64, keep: (u32, u32, u32), t0: f64, go: &GradOptions, grad: &mut [f64], stats: &mut [f64]) -> Result<()> {
+fn elbo_typed<R: Scalar>(m: &LatentOde<R>, s: &Series, rows: &[f64], seed: u64, iteration: u64, keep: (u32, u32), t0: f64, go: &GradOptions, grad: &mut [f64], stats: &mut [f64]) -> Result<()> {
     let ids: Vec<u64> = rows.iter().map(|&r| whole(r, "rows", 9.0e15).map(|v| v as u64)).collect::<Result<_>>()?;
     let st = if keep.0 == 0 && keep.1 == 0 {
         m.elbo_grad(s, t0, &ids, seed, iteration, go, grad)?
     } else {
-        let em = subsample_mask(s, &ids, seed, iteration, keep.0 as usize, keep.1 as usize, keep.2 != 0)?;
+        let em = subsample_mask(s, &ids, seed, iteration, keep.0 as usize, keep.1 as usize)?;
         let sub = Series { enc_mask: &em, ..*s };
         m.elbo_grad(&sub, t0, &ids, seed, iteration, go, grad)?
     };
@@ -134,8 +134,7 @@ fn elbo_typed<R: Scalar>(m: &LatentOde<R>, s: &Series, rows: &[f64], seed: u64, 
 /// The mean negative ELBO of one shard and its gradient (f64, numParams) in one call. `rows`
 /// (f64, batch) are the rows' indices in the data set; `stats` receives [loss, nfeForward,
 /// nfeBackward, reconstruction, KL, Poisson term] (means over rows). `keep_min`/`keep_max`
-/// (both 0 = off): the encoder sees a random subset of each row's `emask` observations, or their
-/// first k when `keep_prefix` is 1.
+/// (both 0 = off): the encoder sees a random subset of each row's `emask` observations.
 #[no_mangle]
 pub unsafe extern "C" fn nd_latent_elbo(
     h: u32,
@@ -151,7 +150,6 @@ pub unsafe extern "C" fn nd_latent_elbo(
     iteration: f64,
     keep_min: u32,
     keep_max: u32,
-    keep_prefix: u32,
     t0: f64,
     sopts: *const f64,
     grad: *mut f64,
@@ -166,8 +164,8 @@ pub unsafe extern "C" fn nd_latent_elbo(
         let st = slice_mut(stats, 6);
         let rows = slice(rows, batch);
         with_object(h, |obj| match obj {
-            Object::Latent64(m) => elbo_typed(m, &series(batch, slots, m.cfg.obs_dim, times, values, mask, emask)?, rows, seed, it, (keep_min, keep_max, keep_prefix), t0, &go, g, st),
-            Object::Latent32(m) => elbo_typed(m, &series(batch, slots, m.cfg.obs_dim, times, values, mask, emask)?, rows, seed, it, (keep_min, keep_max, keep_prefix), t0, &go, g, st),
+            Object::Latent64(m) => elbo_typed(m, &series(batch, slots, m.cfg.obs_dim, times, values, mask, emask)?, rows, seed, it, (keep_min, keep_max), t0, &go, g, st),
+            Object::Latent32(m) => elbo_typed(m, &series(batch, slots, m.cfg.obs_dim, times, values, mask, emask)?, rows, seed, it, (keep_min, keep_max), t0, &go, g, st),
             _ => Err(wrong(h, "a latent ODE")),
         })
     })();

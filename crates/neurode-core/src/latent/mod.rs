@@ -40,11 +40,9 @@ pub const PREDICT_STREAM: u64 = 1 << 41;
 pub const SUBSAMPLE_STREAM: u64 = 3 << 40;
 
 /// An encoder mask that keeps k ∈ [min, max] (uniform, at most all, at least one) of each row's
-/// `enc_mask` observations, from (seed, iteration, row id). `prefix` false: k chosen uniformly
-/// (partial Fisher–Yates), which teaches the encoder sparse inputs; true: the first k, so the
-/// points after them are forecasts (Rubanova et al.'s extrapolation training). All observations
-/// are still scored either way.
-pub fn subsample_mask(s: &Series, rows: &[u64], seed: u64, iteration: u64, min: usize, max: usize, prefix: bool) -> Result<Vec<u8>> {
+/// `enc_mask` observations, chosen uniformly (partial Fisher–Yates) from (seed, iteration, row
+/// id): training on random subsets teaches the encoder sparse inputs (the others are still scored).
+pub fn subsample_mask(s: &Series, rows: &[u64], seed: u64, iteration: u64, min: usize, max: usize) -> Result<Vec<u8>> {
     if min == 0 || max < min || rows.len() != s.batch {
         return Err(Error::invalid("subsample: need 1 <= min <= max and one row id per row"));
     }
@@ -58,11 +56,9 @@ pub fn subsample_mask(s: &Series, rows: &[u64], seed: u64, iteration: u64, min: 
         }
         let base = rows[b].wrapping_mul(1 << 24);
         let k = (min as u64 + rng::u64_at(seed, stream, base) % (max - min + 1) as u64).min(n);
-        if !prefix {
-            for i in 0..k {
-                let j = i + rng::u64_at(seed, stream, base.wrapping_add(1 + i)) % (n - i);
-                list.swap(i as usize, j as usize);
-            }
+        for i in 0..k {
+            let j = i + rng::u64_at(seed, stream, base.wrapping_add(1 + i)) % (n - i);
+            list.swap(i as usize, j as usize);
         }
         for &k in &list[..k as usize] {
             m[b * s.slots + k] = 1;

@@ -321,40 +321,22 @@ fn spirals_follow_the_closed_form() {
 fn subsample_mask_keeps_a_seeded_subset() {
     let t = toy();
     let s = Series { batch: 3, slots: 5, times: &t.times, values: &t.values, mask: &t.mask, enc_mask: &t.mask };
-    let m = subsample_mask(&s, &[0, 1, 2], 9, 4, 2, 3, false).unwrap();
+    let m = subsample_mask(&s, &[0, 1, 2], 9, 4, 2, 3).unwrap();
     for b in 0..3 {
         let kept = (0..5).filter(|&k| m[b * 5 + k] == 1).count();
         let had = (0..5).filter(|&k| t.mask[b * 5 + k] == 1).count();
         assert!((2..=3).contains(&kept) && kept <= had);
         assert!((0..5).all(|k| m[b * 5 + k] == 0 || t.mask[b * 5 + k] == 1), "a subset of the observations");
     }
-    assert_eq!(m, subsample_mask(&s, &[0, 1, 2], 9, 4, 2, 3, false).unwrap());
+    assert_eq!(m, subsample_mask(&s, &[0, 1, 2], 9, 4, 2, 3).unwrap());
     // every subset size and every slot occurs over iterations
     let mut seen = [0usize; 5];
     for it in 0..200 {
-        let m = subsample_mask(&s, &[0, 1, 2], 9, it, 1, 4, false).unwrap();
+        let m = subsample_mask(&s, &[0, 1, 2], 9, it, 1, 4).unwrap();
         for k in 0..5 {
             seen[k] += m[5 + k] as usize;
         }
     }
     assert!(seen[..4].iter().all(|&c| c > 40) && seen[4] == 0, "{seen:?}");
-    assert!(subsample_mask(&s, &[0, 1, 2], 9, 4, 0, 3, false).is_err());
-}
-
-#[test]
-fn prefix_subsample_keeps_the_first_observations() {
-    let t = toy();
-    let s = Series { batch: 3, slots: 5, times: &t.times, values: &t.values, mask: &t.mask, enc_mask: &t.mask };
-    let mut sizes = std::collections::BTreeSet::new();
-    for it in 0..50 {
-        let m = subsample_mask(&s, &[0, 1, 2], 9, it, 1, 3, true).unwrap();
-        for b in 0..3 {
-            let used: Vec<usize> = (0..5).filter(|&k| t.mask[b * 5 + k] == 1).collect();
-            let kept: Vec<usize> = (0..5).filter(|&k| m[b * 5 + k] == 1).collect();
-            assert!(!kept.is_empty() && kept.len() <= 3.min(used.len()));
-            assert_eq!(kept[..], used[..kept.len()], "row {b}: the first k observations");
-            sizes.insert(kept.len());
-        }
-    }
-    assert!(sizes.len() >= 2, "the prefix length varies: {sizes:?}");
+    assert!(subsample_mask(&s, &[0, 1, 2], 9, 4, 0, 3).is_err());
 }
