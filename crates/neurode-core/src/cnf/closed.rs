@@ -216,13 +216,7 @@ impl<R: Scalar> ClosedTrace<R> {
         // U = D1·Cᵀ, tr = Σ_j d2·u
         let u = &mut self.u[..b * h2];
         gemm(b, h2, h1, d1, h1, &self.ct, h2, u);
-        for r in 0..b {
-            let mut s = R::ZERO;
-            for j in 0..h2 {
-                s += d2[r * h2 + j] * u[r * h2 + j];
-            }
-            self.tr[r] = s;
-        }
+        row_dots(b, h2, d2, u, &mut self.tr[..b]);
     }
 
     pub fn f(&self) -> &[R] {
@@ -258,13 +252,14 @@ impl<R: Scalar> ClosedTrace<R> {
         tensor::linear_grad_input_raw(b, h2, d, af, w3, ld3, gh2);
         // ∂/∂h2 and c·d2
         let cd2 = &mut self.cd2[..b * h2];
-        let a2 = self.act[1];
+        // σ2'' into cd2 first, then c·d2 over it
+        act_d2_slice(self.act[1], y2, d2, cd2);
         for r in 0..b {
             let c = cr[r];
+            let (g, e, dd, uu) = (&mut gh2[r * h2..(r + 1) * h2], &mut cd2[r * h2..(r + 1) * h2], &d2[r * h2..(r + 1) * h2], &u[r * h2..(r + 1) * h2]);
             for j in 0..h2 {
-                let q = r * h2 + j;
-                gh2[q] = gh2[q] * d2[q] + c * u[q] * act_d2(a2, y2[q], y2[q], d2[q]);
-                cd2[q] = c * d2[q];
+                g[j] = g[j] * dd[j] + c * uu[j] * e[j];
+                e[j] = c * dd[j];
             }
         }
         // S = Σ_rows c·d2 d1ᵀ; v·c = (c·D2)·C
@@ -284,9 +279,19 @@ impl<R: Scalar> ClosedTrace<R> {
         dt += l2.bias_time_grad(b, gh2, p, tr, dp);
         let gh1 = &mut self.gh1[..b * h1];
         tensor::linear_grad_input_raw(b, h1, h2, gh2, w2, ld2, gh1);
-        let a1 = self.act[0];
-        for q in 0..b * h1 {
-            gh1[q] = gh1[q] * d1[q] + v[q] * act_d2(a1, y1[q], y1[q], d1[q]);
+        // σ1'' inline: tanh's −2·y·σ' in a loop the compiler can vectorise, others through act_d2
+        match self.act[0] {
+            Act::Tanh => {
+                let m2 = R::from_f64(-2.0);
+                for q in 0..b * h1 {
+                    gh1[q] = gh1[q] * d1[q] + v[q] * (m2 * y1[q] * d1[q]);
+                }
+            }
+            a1 => {
+                for q in 0..b * h1 {
+                    gh1[q] = gh1[q] * d1[q] + v[q] * act_d2(a1, y1[q], y1[q], d1[q]);
+                }
+            }
         }
         // first layer
         let w10 = l1.w0();
@@ -294,24 +299,61 @@ impl<R: Scalar> ClosedTrace<R> {
         dt += l1.bias_time_grad(b, gh1, p, tr, dp);
         tensor::linear_grad_input_raw(b, d, h1, gh1, w1, ld1, &mut out_z[..b * d]);
         // ∂G into W3 and W1
+        // (sums over j run across rows of S, so many columns i accumulate side by side)
         let w30 = l3.w0();
+        let acc = &mut self.v[..h1];
         for k in 0..d {
             for j in 0..h2 {
-                let mut acc = R::ZERO;
+                let mut a = R::ZERO;
                 for i in 0..h1 {
-                    acc += s[j * h1 + i] * w1[i * ld1 + k];
+                    a += s[j * h1 + i] * w1[i * ld1 + k];
                 }
-                dp[w30 + k * ld3 + j] += acc;
+                dp[w30 + k * ld3 + j] += a;
+            }
+            acc.iter_mut().for_each(|x| *x = R::ZERO);
+            for j in 0..h2 {
+                let wk = w3[k * ld3 + j];
+                let sr = &s[j * h1..(j + 1) * h1];
+                for i in 0..h1 {
+                    acc[i] += sr[i] * wk;
+                }
             }
             for i in 0..h1 {
-                let mut acc = R::ZERO;
-                for j in 0..h2 {
-                    acc += s[j * h1 + i] * w3[k * ld3 + j];
-                }
-                dp[w10 + i * ld1 + k] += acc;
+                dp[w10 + i * ld1 + k] += acc[i];
             }
         }
         dt
+    }
+}
+
+/// out[r] = Σ_j x[r][j]·y[r][j] (j increasing), rows in groups of 8 so that the independent
+/// sums overlap instead of each waiting on its previous add.
+fn row_dots<R: Scalar>(b: usize, n: usize, x: &[R], y: &[R], out: &mut [R]) {
+    const G: usize = 8;
+    let mut r = 0;
+    while r < b {
+        let g = G.min(b - r);
+        let mut acc = [R::ZERO; G];
+        for j in 0..n {
+            for q in 0..g {
+                acc[q] += x[(r + q) * n + j] * y[(r + q) * n + j];
+            }
+        }
+        out[r..r + g].copy_from_slice(&acc[..g]);
+        r += g;
+    }
+}
+
+/// σ''(x) from y = σ(x) and d = σ'(x), elementwise (the activation chosen once, outside the loop).
+fn act_d2_slice<R: Scalar>(act: Act, y: &[R], d: &[R], out: &mut [R]) {
+    let n = out.len();
+    let (y, d) = (&y[..n], &d[..n]);
+    match act {
+        Act::Tanh => {
+            let m2 = R::from_f64(-2.0);
+            (0..n).for_each(|q| out[q] = m2 * y[q] * d[q]);
+        }
+        _ => (0..n).for_each(|q| out[q] = act_d2(act, y[q], y[q], d[q])),
     }
 }
 
