@@ -331,16 +331,22 @@ impl<R: Scalar> ClosedTrace<R> {
 fn row_dots<R: Scalar>(b: usize, n: usize, x: &[R], y: &[R], out: &mut [R]) {
     const G: usize = 8;
     let mut r = 0;
-    while r < b {
-        let g = G.min(b - r);
+    while r + G <= b {
         let mut acc = [R::ZERO; G];
         for j in 0..n {
-            for q in 0..g {
+            for q in 0..G {
                 acc[q] += x[(r + q) * n + j] * y[(r + q) * n + j];
             }
         }
-        out[r..r + g].copy_from_slice(&acc[..g]);
-        r += g;
+        out[r..r + G].copy_from_slice(&acc);
+        r += G;
+    }
+    for r in r..b {
+        let mut acc = R::ZERO;
+        for j in 0..n {
+            acc += x[r * n + j] * y[r * n + j];
+        }
+        out[r] = acc;
     }
 }
 
