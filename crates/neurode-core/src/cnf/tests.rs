@@ -344,7 +344,7 @@ fn closed_form_trace_matches_stacked_tangents() {
             *p = *p * 1.5 + 0.2 * rnd();
         }
         f.configure(Aug::LogDet, Trace::Exact);
-        let (d, w, b) = (f.dim(), f.width(), 7);
+        let (d, w, b) = (f.dim(), f.width(), 13);
         let y: Vec<f64> = (0..b * w).map(|_| 1.5 * rnd()).collect();
         let a: Vec<f64> = (0..b * w).map(|_| rnd()).collect();
         let t = 0.45;
