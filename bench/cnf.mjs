@@ -55,7 +55,7 @@ export async function runCnf({ peer, quick = false } = {}) {
   }
   return {
     problem: 'CNF training iteration: two circles, batch 512, [z,t]->64->64->2 tanh (4546 params), dopri5 rtol=atol=1e-5, t 10->0, adjoint (seminorm), Adam 1e-3, base N(0, 0.1 I)',
-    note: 'NFE are summed over the shards of a batch (each shard is its own adaptive solve); per-shard values beside. Peer: torchdiffeq 1 thread (shared/reference, same machine kind, not this process).',
+    note: 'NFE are summed over the shards of a batch (each shard is its own adaptive solve); per-shard values beside. Exact trace of this [lin, tanh, lin, tanh, lin] field in closed form, tr(W3 D2 W2 D1 W1) = Σ d2ᵀ(W2 ⊙ W3ᵀW1ᵀ)d1 (one batch gemm instead of D stacked tangents; crates/neurode-core/src/cnf/closed.rs); Hutchinson keeps the stacked tangent. Peer: torchdiffeq 1 thread (shared/reference, same machine kind, not this process).',
     rows,
   };
 }

@@ -18,6 +18,7 @@
 
 #![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
 
+pub mod closed;
 pub mod mlp;
 pub mod planar;
 pub mod targets;
@@ -31,6 +32,7 @@ use crate::nn::LayerSpec;
 use crate::rng;
 use crate::solver::{self, Options, Rhs, Stats};
 use crate::tensor::Scalar;
+use closed::ClosedTrace;
 use mlp::StackedMlp;
 use planar::Planar;
 
@@ -90,6 +92,11 @@ pub struct Cnf<R: Scalar> {
     k: usize,
     z: Vec<R>,
     gz: Vec<R>,
+    /// The closed-form exact trace of two-hidden-layer MLP fields (see [`closed`]).
+    closed: Option<ClosedTrace<R>>,
+    /// Use `closed` when it applies (log-density with the exact trace); off to test against
+    /// the stacked tangents.
+    pub use_closed: bool,
 }
 
 impl<R: Scalar> Cnf<R> {
@@ -99,7 +106,11 @@ impl<R: Scalar> Cnf<R> {
         let mut params = vec![R::ZERO; m.net.num_params()];
         m.net.init_params(seed, &mut params)?;
         let d = m.dim();
-        Ok(Self::with(Arch::Mlp(m), params, d))
+        let offs: Vec<usize> = (0..specs.len()).map(|l| m.net.param_offset(l).unwrap_or(0)).collect();
+        let closed = ClosedTrace::new(specs, &offs);
+        let mut f = Self::with(Arch::Mlp(m), params, d);
+        f.closed = closed;
+        Ok(f)
     }
 
     /// The planar CNF with `units` hidden units and a tanh hypernetwork of t.
@@ -111,7 +122,7 @@ impl<R: Scalar> Cnf<R> {
     }
 
     fn with(arch: Arch<R>, params: Vec<R>, d: usize) -> Self {
-        Cnf { arch, params, d, aug: Aug::LogDet, trace: Trace::Exact, batch: 0, tang: Vec::new(), k: 0, z: Vec::new(), gz: Vec::new() }
+        Cnf { arch, params, d, aug: Aug::LogDet, trace: Trace::Exact, batch: 0, tang: Vec::new(), k: 0, z: Vec::new(), gz: Vec::new(), closed: None, use_closed: true }
     }
 
     pub fn dim(&self) -> usize {
@@ -170,6 +181,39 @@ impl<R: Scalar> Cnf<R> {
             self.batch = b;
         }
         Ok(b)
+    }
+
+    /// Whether this solve takes the closed-form trace path.
+    fn closed_applies(&self) -> bool {
+        self.use_closed && self.closed.is_some() && self.aug == Aug::LogDet && self.trace == Trace::Exact
+    }
+
+    /// The closed-form path: f and the trace of rows of y. Returns the batch size.
+    fn closed_forward(&mut self, t: f64, y: &[R]) -> Result<usize> {
+        let w = self.width();
+        let d = self.d;
+        if y.is_empty() || y.len() % w != 0 {
+            return Err(Error::invalid(format!("y: length {} is not a positive multiple of the row width {w}", y.len())));
+        }
+        let b = y.len() / w;
+        let Some(c) = self.closed.as_mut() else { return Err(Error::invalid("closed trace: not available")) };
+        let z = c.input(b);
+        for r in 0..b {
+            z[r * d..(r + 1) * d].copy_from_slice(&y[r * w..r * w + d]);
+        }
+        c.forward(&self.params, t);
+        Ok(b)
+    }
+
+    fn closed_derivative(&self, b: usize, dy: &mut [R]) {
+        let (d, w) = (self.d, self.width());
+        if let Some(c) = &self.closed {
+            let (f, tr) = (c.f(), c.trace());
+            for r in 0..b {
+                dy[r * w..r * w + d].copy_from_slice(&f[r * d..(r + 1) * d]);
+                dy[r * w + d] = -tr[r];
+            }
+        }
     }
 
     /// Forward through the arch: afterwards `out()` is [f; J·v_1; …].
@@ -236,6 +280,11 @@ impl<R: Scalar> Cnf<R> {
 
 impl<R: Scalar> Rhs<R> for Cnf<R> {
     fn eval(&mut self, t: f64, y: &[R], dy: &mut [R]) -> Result<()> {
+        if self.closed_applies() {
+            let b = self.closed_forward(t, y)?;
+            self.closed_derivative(b, dy);
+            return Ok(());
+        }
         let b = self.run_forward(t, y)?;
         self.write_derivative(b, dy);
         Ok(())
@@ -263,6 +312,9 @@ impl<R: Scalar> VjpRhs<R> for Cnf<R> {
     }
 
     fn vjp(&mut self, t: f64, y: &[R], a: &[R], out_f: Option<&mut [R]>, out_y: &mut [R], out_p: &mut [R]) -> Result<f64> {
+        if self.closed_applies() {
+            return self.closed_vjp(t, y, a, out_f, out_y, out_p);
+        }
         let b = self.run_forward(t, y)?;
         let (d, w, k, aug) = (self.d, self.width(), self.k, self.aug);
         if a.len() != y.len() || out_y.len() != y.len() || out_p.len() != self.params.len() {
@@ -314,6 +366,37 @@ impl<R: Scalar> VjpRhs<R> for Cnf<R> {
             oy[d..].iter_mut().for_each(|v| *v = R::ZERO);
         }
         self.gz = g;
+        Ok(dt)
+    }
+}
+
+impl<R: Scalar> Cnf<R> {
+    fn closed_vjp(&mut self, t: f64, y: &[R], a: &[R], out_f: Option<&mut [R]>, out_y: &mut [R], out_p: &mut [R]) -> Result<f64> {
+        if a.len() != y.len() || out_y.len() != y.len() || out_p.len() != self.params.len() {
+            return Err(Error::invalid("vjp: buffer lengths do not match the state"));
+        }
+        let b = self.closed_forward(t, y)?;
+        let (d, w) = (self.d, self.width());
+        if let Some(f) = out_f {
+            self.closed_derivative(b, f);
+        }
+        let Some(c) = self.closed.as_mut() else { return Err(Error::invalid("closed trace: not available")) };
+        let (af, cr) = c.cotangents();
+        for r in 0..b {
+            af[r * d..(r + 1) * d].copy_from_slice(&a[r * w..r * w + d]);
+            // dl/dt = −tr
+            cr[r] = -a[r * w + d];
+        }
+        let gz = &mut self.gz;
+        if gz.len() < b * d {
+            gz.resize(b * d, R::ZERO);
+        }
+        let dt = c.backward(&self.params, t, &mut gz[..b * d], out_p);
+        for r in 0..b {
+            let oy = &mut out_y[r * w..(r + 1) * w];
+            oy[..d].copy_from_slice(&gz[r * d..(r + 1) * d]);
+            oy[d..].iter_mut().for_each(|v| *v = R::ZERO);
+        }
         Ok(dt)
     }
 }

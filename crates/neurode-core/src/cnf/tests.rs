@@ -323,3 +323,68 @@ fn f32_flow_agrees_with_f64() {
         assert!((ya[i] - yb[i]).abs() < 1e-3, "{i}: {} vs {}", ya[i], yb[i]);
     }
 }
+
+/// The closed-form trace path against the stacked-tangent path: f, the trace and every VJP
+/// output agree to rounding (different summation order), for several activations, time modes
+/// and widths, and it is taken exactly for [lin, act, lin, act, lin] log-density solves.
+#[test]
+fn closed_form_trace_matches_stacked_tangents() {
+    let cases: Vec<(Vec<LayerSpec>, &str)> = vec![
+        (vec![LayerSpec::ConcatLinear { d_in: 2, d_out: 64 }, LayerSpec::Act { act: Act::Tanh, dim: 64 }, LayerSpec::Linear { d_in: 64, d_out: 64 }, LayerSpec::Act { act: Act::Tanh, dim: 64 }, LayerSpec::Linear { d_in: 64, d_out: 2 }], "bench-tanh"),
+        (mlp_specs(&[3, 7, 5, 3], Act::Softplus, TimeMode::Concat, false).unwrap(), "concat-softplus"),
+        (mlp_specs(&[3, 6, 9, 3], Act::Sigmoid, TimeMode::None, false).unwrap(), "none-sigmoid"),
+        (mlp_specs(&[2, 8, 5, 2], Act::Elu, TimeMode::Concat, false).unwrap(), "concat-elu"),
+        (mlp_specs(&[4, 5, 6, 4], Act::Relu, TimeMode::Concat, false).unwrap(), "concat-relu"),
+    ];
+    for (specs, name) in cases {
+        let mut f = Cnf::<f64>::mlp(&specs, 5).unwrap();
+        assert!(f.closed.is_some(), "{name}: closed form not detected");
+        let mut rnd = lcg(21);
+        for p in f.params.iter_mut() {
+            *p = *p * 1.5 + 0.2 * rnd();
+        }
+        f.configure(Aug::LogDet, Trace::Exact);
+        let (d, w, b) = (f.dim(), f.width(), 13);
+        let y: Vec<f64> = (0..b * w).map(|_| 1.5 * rnd()).collect();
+        let a: Vec<f64> = (0..b * w).map(|_| rnd()).collect();
+        let t = 0.45;
+        let np = f.num_params();
+        let run = |f: &mut Cnf<f64>, closed: bool| {
+            f.use_closed = closed;
+            assert_eq!(f.closed_applies(), closed);
+            let (mut gy, mut gp, mut fv, mut ev) = (vec![0.0; b * w], vec![0.0; np], vec![0.0; b * w], vec![0.0; b * w]);
+            let gt = f.vjp(t, &y, &a, Some(&mut fv), &mut gy, &mut gp).unwrap();
+            f.eval(t, &y, &mut ev).unwrap();
+            assert_eq!(fv, ev, "{name}: out_f differs from eval");
+            (fv, gy, gp, gt)
+        };
+        let (f0, gy0, gp0, gt0) = run(&mut f, false);
+        let (f1, gy1, gp1, gt1) = run(&mut f, true);
+        let close = |x: &[f64], y: &[f64], what: &str| {
+            let scale = x.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-300);
+            for i in 0..x.len() {
+                assert!((x[i] - y[i]).abs() <= 1e-12 * scale, "{name} {what}[{i}]: {} vs {}", x[i], y[i]);
+            }
+        };
+        close(&f0, &f1, "f");
+        close(&gy0, &gy1, "dL/dy");
+        close(&gp0, &gp1, "dL/dparams");
+        close(&[gt0], &[gt1], "dL/dt");
+        assert!(f0.iter().skip(d).step_by(w).all(|v| *v != 0.0), "{name}: trace column unused");
+    }
+    // other patterns and modes keep the stacked path
+    let deep = Cnf::<f64>::mlp(&mlp_specs(&[2, 4, 4, 4, 2], Act::Tanh, TimeMode::Concat, false).unwrap(), 1).unwrap();
+    assert!(deep.closed.is_none());
+    let cs = Cnf::<f64>::mlp(&mlp_specs(&[2, 4, 4, 2], Act::Tanh, TimeMode::ConcatSquash, false).unwrap(), 1).unwrap();
+    assert!(cs.closed.is_none());
+    let mut c = Cnf::<f64>::mlp(&mlp_specs(&[2, 4, 4, 2], Act::Tanh, TimeMode::Concat, false).unwrap(), 1).unwrap();
+    for (aug, trace, want) in [
+        (Aug::LogDet, Trace::Exact, true),
+        (Aug::Regularised, Trace::Exact, false),
+        (Aug::LogDet, Trace::Hutchinson { gaussian: false, seed: 1, stream: 0, first_row: 0 }, false),
+        (Aug::Plain, Trace::Exact, false),
+    ] {
+        c.configure(aug, trace);
+        assert_eq!(c.closed_applies(), want, "{aug:?} {trace:?}");
+    }
+}

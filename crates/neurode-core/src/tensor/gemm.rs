@@ -350,10 +350,49 @@ pub(crate) mod simd {
                 break;
             }
         }
+        // columns narrower than a vector (f32 with n = 2 in a 2-d flow's last layer): rows in
+        // groups, so independent accumulator chains overlap instead of waiting on each add
         for j in nhalf..n {
-            for i in 0..m {
-                one(g, cp, i, j);
+            let mut i = 0;
+            while i + NARROW_ROWS <= m {
+                rows_scalar::<V::E, NARROW_ROWS>(g, cp, i, j);
+                i += NARROW_ROWS;
             }
+            while i < m {
+                one(g, cp, i, j);
+                i += 1;
+            }
+        }
+    }
+
+    /// Rows per group in the narrow-column tail.
+    const NARROW_ROWS: usize = 8;
+
+    /// Output elements (i..i + MR, j), scalar, each with the same sequence as `one`.
+    #[inline(always)]
+    unsafe fn rows_scalar<R: Scalar, const MR: usize>(g: &GemmArgs<R>, c: *mut R, i: usize, j: usize) {
+        let mut acc = [R::ZERO; MR];
+        if g.accumulate {
+            for r in 0..MR {
+                acc[r] = *c.add((i + r) * g.ldc + j);
+            }
+        }
+        let mut pa = g.a.as_ptr().add(i * g.ars);
+        let mut pb = g.b.as_ptr().add(j);
+        for _ in 0..g.k {
+            let bv = *pb;
+            for r in 0..MR {
+                acc[r] = acc[r] + *pa.add(r * g.ars) * bv;
+            }
+            pa = pa.add(g.acs);
+            pb = pb.add(g.ldb);
+        }
+        for r in 0..MR {
+            let mut v = acc[r];
+            if let Some(bias) = g.bias {
+                v = v + *bias.as_ptr().add(j);
+            }
+            *c.add((i + r) * g.ldc + j) = v.act(g.act);
         }
     }
 }
