@@ -108,7 +108,7 @@ export async function runTable2(o: Table2Options): Promise<Table2Result> {
         { label: 'truth', x: col(test.truth.values, b * 200, 2, 0, 200, 0), y: col(test.truth.values, b * 200, 2, 0, 200, 1), color: '#999', dashed: true },
         { label: 'reconstruction', x: col(pred, b * 200, 2, 0, 100, 0), y: col(pred, b * 200, 2, 0, 100, 1), color: '#1f77b4' },
         { label: 'extrapolation', x: col(pred, b * 200, 2, 99, 200, 0), y: col(pred, b * 200, 2, 99, 200, 1), color: '#d62728' },
-        { label: `observed (n = ${o.counts[0]})`, x: obsX, y: obsY, color: '#2ca02c', points: true },
+        { label: `observed (n = ${o.counts[0]})`, x: obsX, y: obsY, color: '#2ca02c', points: true, line: false },
       ], { title: `test spiral ${b} (${test.clockwise[b] ? 'clockwise' : 'counter-clockwise'})`, equal: true, width: 420, height: 380 }));
     }
     const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="840" height="760">` +

@@ -7,6 +7,8 @@ export interface Series {
   color?: string;
   dashed?: boolean;
   points?: boolean;
+  /** Join the points (default: yes, unless there are 50 or more markers); false for scattered samples. */
+  line?: boolean;
 }
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'];
@@ -60,7 +62,7 @@ export function linePlot(series: Series[], o: { title: string; xlabel?: string; 
     if (s.points) {
       for (let i = 0; i < s.x.length; i++) parts.push(`<circle cx="${px(s.x[i]!).toFixed(1)}" cy="${py(yv[i]!).toFixed(1)}" r="3.5" fill="${color}"/>`);
     }
-    if (!s.points || s.x.length < 50) {
+    if (s.line ?? (!s.points || s.x.length < 50)) {
       let d = '';
       for (let i = 0; i < s.x.length; i++) d += `${i ? 'L' : 'M'}${px(s.x[i]!).toFixed(1)},${py(yv[i]!).toFixed(1)}`;
       parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="1.5"${s.dashed ? ' stroke-dasharray="5,3"' : ''}/>`);
