@@ -19,7 +19,7 @@ use neurode_core::optim::Optimizer;
 use neurode_core::solver::{self, FnRhs, Options, Stats};
 
 /// The digest test/pool.test.ts asserts too (GOLDEN.trajectory).
-const GOLDEN_TRAJECTORY: &str = "df86c619";
+const GOLDEN_TRAJECTORY: &str = "e36e4052";
 
 fn fnv1a(bytes: &[u8]) -> String {
     let mut h: u32 = 0x811c9dc5;
