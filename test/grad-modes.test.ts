@@ -80,7 +80,12 @@ describe('gradient modes on neural fields', () => {
     for (const r of rows) {
       expect(r.adjoint!.stored).toBe(0);
       expect(r.checkpoint!.stored).toBe(r.checkpoint!.steps * n * 8);
-      expect(r.backprop!.stored).toBe(r.backprop!.steps * (1 + 7) * n * 8);
+      // backprop: y0 + 7 dopri5 stages per step, plus each stage's evaluation record (the
+      // network's activations: cube output and hidden layer, 2 + 50 per row) so the backward
+      // VJPs skip their forward pass — stages 1-6 of every step (stage 0 is the previous step's
+      // last: FSAL) and the first step's stage 0
+      const recBytes = (n / 2) * (2 + 50) * 8;
+      expect(r.backprop!.stored).toBe(r.backprop!.steps * (1 + 7) * n * 8 + (6 * r.backprop!.steps + 1) * recBytes);
     }
     expect(rows[2]!.backprop!.steps).toBeGreaterThan(4 * rows[0]!.backprop!.steps);
     // the adjoint's working memory does not depend on the number of steps: same T, 10× the steps

@@ -117,6 +117,18 @@ impl<R: Scalar> VjpRhs<R> for NetField<R> {
         let b = self.batch(y.len())?;
         self.net.vjp(&self.params, t, y, b, a, out_f, out_y, out_p, &mut self.ws)
     }
+    fn rec_len(&mut self, n: usize) -> Result<usize> {
+        let b = self.batch(n)?;
+        self.net.rec_len(b).ok_or_else(|| Error::new(Code::OutOfMemory, "record size overflows"))
+    }
+    fn eval_rec(&mut self, t: f64, y: &[R], dy: &mut [R], rec: &mut [R]) -> Result<()> {
+        let b = self.batch(y.len())?;
+        self.net.forward_rec(&self.params, t, y, b, dy, &mut self.ws, rec)
+    }
+    fn vjp_rec(&mut self, t: f64, y: &[R], rec: &[R], a: &[R], out_y: &mut [R], out_p: &mut [R]) -> Result<f64> {
+        let b = self.batch(y.len())?;
+        self.net.vjp_rec(&self.params, t, y, b, rec, a, out_y, out_p, &mut self.ws)
+    }
 }
 
 /// Runs `run` with the core field a handle names, taking it out of the object table meanwhile.

@@ -12,9 +12,11 @@
 //! Internal time is s = dir·t with the field f̃(s, y) = dir·f(dir·s, y) (see `solver`), so for a
 //! cotangent a: a·∂f̃/∂y = dir·(a·∂f/∂y), a·∂f̃/∂θ = dir·(a·∂f/∂θ) and a·∂f̃/∂s = a·∂f/∂t.
 
+use core::cell::RefCell;
+
 use crate::error::{Code, Error, Result};
 use crate::real::Real;
-use crate::solver::tableau::{interp_weights, Dual};
+use crate::solver::tableau::{interp_weights, Dual, Tableau};
 use crate::solver::{self, stage_state, stage_time, step_end_state, Options, Rhs, StepInfo, StepObserver, Stats};
 
 /// A right-hand side that also has vector-Jacobian products.
@@ -28,6 +30,20 @@ pub trait VjpRhs<R: Real>: Rhs<R> {
     /// Overwrites `out_y` with a·∂f/∂y and `out_p` with a·∂f/∂θ (summed over the batch) and
     /// returns a·∂f/∂t. With `out_f`, also writes f(t, y) (one evaluation serves both).
     fn vjp(&mut self, t: f64, y: &[R], a: &[R], out_f: Option<&mut [R]>, out_y: &mut [R], out_p: &mut [R]) -> Result<f64>;
+    /// Length of the evaluation record `eval_rec` writes for a state of length n: what a later
+    /// `vjp_rec` at the same point needs to skip the forward pass (a network's activations).
+    /// 0 (the default): no records; the discrete modes call `vjp`.
+    fn rec_len(&mut self, _n: usize) -> Result<usize> {
+        Ok(0)
+    }
+    /// `eval` that also fills `rec` (`rec_len` elements).
+    fn eval_rec(&mut self, t: f64, y: &[R], dy: &mut [R], _rec: &mut [R]) -> Result<()> {
+        self.eval(t, y, dy)
+    }
+    /// `vjp` without out_f from the record `eval_rec` wrote at the same (t, y): same bits.
+    fn vjp_rec(&mut self, t: f64, y: &[R], _rec: &[R], a: &[R], out_y: &mut [R], out_p: &mut [R]) -> Result<f64> {
+        self.vjp(t, y, a, None, out_y, out_p)
+    }
 }
 
 /// Lets a `VjpRhs` be passed where a plain `Rhs` is wanted.
@@ -68,6 +84,11 @@ struct Step<R> {
     y0: Vec<R>,
     /// Stage derivatives (backprop only; checkpoint recomputes them).
     k: Vec<Vec<R>>,
+    /// Evaluation records of the stages (backprop with a field that keeps them; an empty one:
+    /// the backward pass lets `vjp` recompute that stage's forward pass).
+    recs: Vec<Vec<R>>,
+    /// Stage 0 is the previous step's last stage (FSAL): its record is that one.
+    k0_shared: bool,
 }
 
 /// What the forward pass leaves for the backward pass.
@@ -86,7 +107,7 @@ pub struct Tape<R: Real> {
 impl<R: Real> Tape<R> {
     /// Bytes held for the backward pass (outputs + stored steps): a deterministic memory figure.
     pub fn stored_bytes(&self) -> usize {
-        let steps: usize = self.steps.iter().map(|s| (s.y0.len() + s.k.iter().map(|k| k.len()).sum::<usize>()) * R::BYTES).sum();
+        let steps: usize = self.steps.iter().map(|s| (s.y0.len() + s.k.iter().chain(&s.recs).map(|v| v.len()).sum::<usize>()) * R::BYTES).sum();
         self.ys.len() * R::BYTES + steps
     }
     pub fn steps_stored(&self) -> usize {
@@ -103,13 +124,95 @@ impl<R: Real> Tape<R> {
     }
 }
 
-struct Recorder<R: Real> {
-    keep_stages: bool,
-    steps: Vec<Step<R>>,
+/// The forward solve's latest evaluations with their records (backprop). The explicit RK loop
+/// evaluates an accepted step's stages 1.. right before accepting it, so they are still here
+/// then; each is found by its exact (t, state) — a miss only costs a recomputation.
+struct RecRing<R> {
+    slots: Vec<RecSlot<R>>,
+    next: usize,
+    rec_len: usize,
 }
 
-impl<R: Real> StepObserver<R> for Recorder<R> {
+struct RecSlot<R> {
+    t: f64,
+    y: Vec<R>,
+    rec: Vec<R>,
+    live: bool,
+}
+
+impl<R: Real> RecRing<R> {
+    fn new(count: usize, n: usize, rec_len: usize) -> Self {
+        let slots = (0..count).map(|_| RecSlot { t: 0.0, y: vec![R::ZERO; n], rec: vec![R::ZERO; rec_len], live: false }).collect();
+        RecRing { slots, next: 0, rec_len }
+    }
+
+    /// Moves out the record of the evaluation at (t, y), if still held.
+    fn take(&mut self, t: f64, y: &[R]) -> Option<Vec<R>> {
+        let m = self.slots.len();
+        for back in 1..=m {
+            let e = &mut self.slots[(self.next + m - back) % m];
+            if e.live && e.t.to_bits() == t.to_bits() && e.y.iter().zip(y).all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits()) {
+                e.live = false;
+                return Some(core::mem::replace(&mut e.rec, vec![R::ZERO; self.rec_len]));
+            }
+        }
+        None
+    }
+}
+
+/// The field as a plain `Rhs` whose evaluations also fill the ring.
+struct Recording<'a, R: Real> {
+    f: &'a mut dyn VjpRhs<R>,
+    ring: &'a RefCell<RecRing<R>>,
+}
+
+impl<'a, R: Real> Rhs<R> for Recording<'a, R> {
+    fn eval(&mut self, t: f64, y: &[R], dy: &mut [R]) -> Result<()> {
+        let mut ring = self.ring.borrow_mut();
+        let i = ring.next;
+        ring.next = (i + 1) % ring.slots.len();
+        let e = &mut ring.slots[i];
+        e.live = false;
+        self.f.eval_rec(t, y, dy, &mut e.rec)?;
+        if e.y.len() == y.len() {
+            e.t = t;
+            e.y.copy_from_slice(y);
+            e.live = true;
+        }
+        Ok(())
+    }
+    fn vjp_y(&mut self, t: f64, y: &[R], a: &[R], out: &mut [R]) -> Result<bool> {
+        self.f.vjp_y(t, y, a, out)
+    }
+}
+
+struct Recorder<'r, R: Real> {
+    keep_stages: bool,
+    steps: Vec<Step<R>>,
+    /// With records: the ring, the tableau, the direction and a stage-state buffer.
+    ring: Option<(&'r RefCell<RecRing<R>>, &'static Tableau, f64, Vec<R>)>,
+}
+
+impl<'r, R: Real> StepObserver<R> for Recorder<'r, R> {
     fn accepted(&mut self, st: &StepInfo<R>) -> Result<()> {
+        let mut recs = Vec::new();
+        let mut k0_shared = false;
+        if let Some((ring, tb, dir, ybuf)) = self.ring.as_mut() {
+            let mut ring = ring.borrow_mut();
+            let ns = tb.stages();
+            let h = st.s1 - st.s0;
+            // FSAL: stage 0 is the previous step's last stage (same time, same state)
+            k0_shared = tb.fsal && self.steps.last().is_some_and(|p| p.s_last == st.s_k0 && p.recs.get(ns - 1).is_some_and(|r| !r.is_empty()));
+            for i in 0..ns {
+                if i == 0 && k0_shared {
+                    recs.push(Vec::new());
+                    continue;
+                }
+                stage_state(tb, i, R::from_f64(h), st.y0, &st.k[..i], ybuf);
+                let t = *dir * stage_time(tb, i, st.s0, h, st.s_k0, st.s_last);
+                recs.push(ring.take(t, ybuf).unwrap_or_default());
+            }
+        }
         self.steps.push(Step {
             s0: st.s0,
             s1: st.s1,
@@ -117,6 +220,8 @@ impl<R: Real> StepObserver<R> for Recorder<R> {
             s_last: st.s_last,
             y0: st.y0.to_vec(),
             k: if self.keep_stages { st.k.to_vec() } else { Vec::new() },
+            recs,
+            k0_shared,
         });
         Ok(())
     }
@@ -128,12 +233,12 @@ pub fn forward<R: Real>(f: &mut dyn VjpRhs<R>, y0: &[R], ts: &[f64], o: &GradOpt
 }
 
 /// Two observers in turn (the tape's recorder and a step callback).
-struct Chain<'a, 'b, R: Real> {
-    first: Option<&'a mut Recorder<R>>,
+struct Chain<'a, 'b, 'r, R: Real> {
+    first: Option<&'a mut Recorder<'r, R>>,
     second: Option<&'b mut dyn StepObserver<R>>,
 }
 
-impl<'a, 'b, R: Real> StepObserver<R> for Chain<'a, 'b, R> {
+impl<'a, 'b, 'r, R: Real> StepObserver<R> for Chain<'a, 'b, 'r, R> {
     fn accepted(&mut self, st: &StepInfo<R>) -> Result<()> {
         if let Some(o) = self.first.as_deref_mut() {
             o.accepted(st)?;
@@ -162,10 +267,24 @@ pub fn forward_observed<R: Real>(f: &mut dyn VjpRhs<R>, y0: &[R], ts: &[f64], o:
     }
     // kvaerno5's stages are Newton solutions: checkpoint keeps them too (recomputing them would
     // replay the Newton history), so both discrete modes store the stages.
-    let mut rec = Recorder { keep_stages: o.mode == Mode::Backprop || m == solver::Method::Kvaerno5, steps: Vec::new() };
-    let mut chain = Chain { first: if o.mode == Mode::Adjoint { None } else { Some(&mut rec) }, second: extra };
-    solver::solve(&mut AsRhs(f), y0, ts, &o.forward, &mut ys, &mut stats, Some(&mut chain))?;
     let dir = if ts.len() > 1 && ts[1] < ts[0] { -1.0 } else { 1.0 };
+    let tb = m.tableau();
+    // Backprop through an explicit RK method keeps each stage's evaluation record, so that the
+    // backward pass's VJPs skip the forward pass (ring: one rejected attempt's evaluations fit).
+    let rec_len = if o.mode == Mode::Backprop && !matches!(m, solver::Method::Kvaerno5 | solver::Method::ExplicitAdams | solver::Method::ImplicitAdams) { f.rec_len(n)? } else { 0 };
+    let ring = RefCell::new(RecRing::new(if rec_len > 0 { 2 * tb.stages() + 2 } else { 0 }, n, rec_len));
+    let mut rec = Recorder {
+        keep_stages: o.mode == Mode::Backprop || m == solver::Method::Kvaerno5,
+        steps: Vec::new(),
+        ring: if rec_len > 0 { Some((&ring, tb, dir, vec![R::ZERO; n])) } else { None },
+    };
+    let mut chain = Chain { first: if o.mode == Mode::Adjoint { None } else { Some(&mut rec) }, second: extra };
+    if rec_len > 0 {
+        solver::solve(&mut Recording { f, ring: &ring }, y0, ts, &o.forward, &mut ys, &mut stats, Some(&mut chain))?;
+    } else {
+        solver::solve(&mut AsRhs(f), y0, ts, &o.forward, &mut ys, &mut stats, Some(&mut chain))?;
+    }
+    drop(chain);
     Ok(Tape { mode: o.mode, opts: o.clone(), dir, ts: ts.to_vec(), ys, n, steps: rec.steps, forward_stats: stats })
 }
 
@@ -209,9 +328,12 @@ pub fn backward_observed<R: Real>(f: &mut dyn VjpRhs<R>, tape: Tape<R>, dl_dys: 
 /// Calls the user's VJP for the internal field f̃ = dir·f and accumulates its pieces:
 /// ȳ += dir·(a·∂f/∂y), θ̄ += dir·(a·∂f/∂θ); returns a·∂f/∂t (= a·∂f̃/∂s).
 #[allow(clippy::too_many_arguments)]
-fn vjp_acc<R: Real>(f: &mut dyn VjpRhs<R>, dir: f64, s: f64, y: &[R], a: &[R], gy: &mut [R], gp: &mut [f64], tmp_y: &mut [R], tmp_p: &mut [R], nfe: &mut u64) -> Result<f64> {
+fn vjp_acc<R: Real>(f: &mut dyn VjpRhs<R>, dir: f64, s: f64, y: &[R], rec: Option<&[R]>, a: &[R], gy: &mut [R], gp: &mut [f64], tmp_y: &mut [R], tmp_p: &mut [R], nfe: &mut u64) -> Result<f64> {
     *nfe += 1;
-    let gt = f.vjp(dir * s, y, a, None, tmp_y, tmp_p)?;
+    let gt = match rec {
+        Some(r) => f.vjp_rec(dir * s, y, r, a, tmp_y, tmp_p)?,
+        None => f.vjp(dir * s, y, a, None, tmp_y, tmp_p)?,
+    };
     let d = R::from_f64(dir);
     for m in 0..gy.len() {
         gy[m] += d * tmp_y[m];
@@ -251,6 +373,9 @@ fn discrete<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R], mut extra: 
     let mut next_out = nt; // outputs idx < next_out are not yet handled
     let implicit = tape.opts.forward.method == solver::Method::Kvaerno5;
     let mut ift = if implicit { Some(implicit::Ift::new(n)) } else { None };
+    // checkpoint: the records of the recomputed stages (one step's worth)
+    let crec_len = if tape.mode == Mode::Checkpoint && !implicit { f.rec_len(n)? } else { 0 };
+    let mut crec = vec![vec![R::ZERO; crec_len]; if crec_len > 0 { st } else { 0 }];
     for (si, step) in tape.steps.iter().enumerate().rev() {
         let h = step.s1 - step.s0;
         let hr = R::from_f64(h);
@@ -267,7 +392,11 @@ fn discrete<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R], mut extra: 
                 }
                 nfe += 1;
                 let t = dir * stage_time(tb, i, step.s0, h, step.s_k0, step.s_last);
-                f.eval(t, &ybuf, &mut kbuf[i])?;
+                if crec_len > 0 {
+                    f.eval_rec(t, &ybuf, &mut kbuf[i], &mut crec[i])?;
+                } else {
+                    f.eval(t, &ybuf, &mut kbuf[i])?;
+                }
                 if dir < 0.0 {
                     for v in kbuf[i].iter_mut() {
                         *v = -*v;
@@ -349,7 +478,7 @@ fn discrete<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R], mut extra: 
             gt[0] -= dir * dtheta / h;
         }
         if !is_zero(&fe_bar) {
-            let g = vjp_acc(f, dir, step.s1, &y1, &fe_bar, &mut gy, &mut gp, &mut tmp_y, &mut tmp_p, &mut nfe)?;
+            let g = vjp_acc(f, dir, step.s1, &y1, None, &fe_bar, &mut gy, &mut gp, &mut tmp_y, &mut tmp_p, &mut nfe)?;
             gt[0] += dir * g;
         }
         // y1 = y0 + h Σ b_j k_j (FSAL: the last stage's state, with a_last = b)
@@ -382,7 +511,16 @@ fn discrete<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R], mut extra: 
                 ift.prepare(f, dir, s_i, h, &mut ybuf, &k[i], &mut kbar[i], &mut nfe)?;
             }
             let (kb_head, kb_tail) = kbar.split_at_mut(i);
-            let g = vjp_acc(f, dir, s_i, &ybuf, &kb_tail[0], &mut gy0, &mut gp, &mut tmp_y, &mut tmp_p, &mut nfe)?;
+            // the stage's evaluation record, if one was kept (never for kvaerno5: its stages
+            // are differentiated at the converged Newton point above)
+            let rec: Option<&[R]> = if crec_len > 0 {
+                Some(&crec[i])
+            } else if i == 0 && step.k0_shared && si > 0 {
+                tape.steps[si - 1].recs.get(st - 1).map(|r| r.as_slice())
+            } else {
+                step.recs.get(i).filter(|r| !r.is_empty()).map(|r| r.as_slice())
+            };
+            let g = vjp_acc(f, dir, s_i, &ybuf, rec, &kb_tail[0], &mut gy0, &mut gp, &mut tmp_y, &mut tmp_p, &mut nfe)?;
             gt[0] += dir * g;
             for m in 0..n {
                 gy[m] += gy0[m];

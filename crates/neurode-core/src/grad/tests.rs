@@ -206,3 +206,82 @@ fn kvaerno5_gradients_in_all_modes() {
         close(&g.ts, &truth.ts, 1e-6, "ts");
     }
 }
+
+/// The same network without evaluation records: every VJP recomputes its forward pass.
+struct NoRec(crate::field::NetField<f64>);
+
+impl Rhs<f64> for NoRec {
+    fn eval(&mut self, t: f64, y: &[f64], dy: &mut [f64]) -> Result<()> {
+        self.0.eval(t, y, dy)
+    }
+}
+
+impl VjpRhs<f64> for NoRec {
+    fn num_params(&self) -> usize {
+        self.0.num_params()
+    }
+    fn vjp(&mut self, t: f64, y: &[f64], a: &[f64], out_f: Option<&mut [f64]>, out_y: &mut [f64], out_p: &mut [f64]) -> Result<f64> {
+        self.0.vjp(t, y, a, out_f, out_y, out_p)
+    }
+}
+
+/// Backprop keeps each stage's network activations (checkpoint: one step's worth) so the VJPs
+/// skip their forward pass: the gradients are bit-identical to recomputing, and (explicit RK)
+/// only the first step's first stage may lack a record.
+#[test]
+fn evaluation_records_give_the_same_bits() {
+    use crate::nn::{mlp, Act, TimeMode};
+    let net = |time| {
+        let specs = mlp(&[2, 16, 2], Act::Tanh, time, true).unwrap();
+        crate::field::NetField::<f64>::new(&specs, 3, 0.0).unwrap()
+    };
+    let y0 = vec![1.0, -0.5, 0.3, 0.8, -1.2, 0.1];
+    for (time, method, tol, rev) in [
+        (TimeMode::None, Method::Dopri5, 1e-9, false),
+        (TimeMode::Concat, Method::Dopri5, 1e-6, true),
+        (TimeMode::ConcatSquash, Method::Tsit5, 1e-7, false),
+        (TimeMode::None, Method::Bosh3, 1e-5, false),
+        (TimeMode::Concat, Method::Dopri8, 1e-8, false),
+        (TimeMode::None, Method::Rk4, 0.0, false),
+    ] {
+        let mut ts = vec![0.0, 0.3, 0.35, 1.0, 1.6];
+        if rev {
+            ts.reverse();
+        }
+        let w: Vec<f64> = (0..ts.len() * y0.len()).map(|i| ((i * 7 + 3) % 5) as f64 * 0.3 - 0.6).collect();
+        for mode in [Mode::Backprop, Mode::Checkpoint] {
+            let mut o = opts(mode, method, tol.max(1e-12));
+            o.forward.step_size = if method == Method::Rk4 { Some(0.1) } else { None };
+            let (mut a, mut b) = (net(time), NoRec(net(time)));
+            let ta = forward(&mut a, &y0, &ts, &o).unwrap();
+            let tb = forward(&mut b, &y0, &ts, &o).unwrap();
+            assert_eq!(ta.ys, tb.ys);
+            let rec_len = a.rec_len(y0.len()).unwrap();
+            assert!(rec_len > 0);
+            let (mut held, mut missing) = (0, 0);
+            for (si, s) in ta.steps.iter().enumerate() {
+                for (i, r) in s.recs.iter().enumerate() {
+                    if !r.is_empty() {
+                        assert_eq!(r.len(), rec_len);
+                        held += 1;
+                    } else if !(i == 0 && s.k0_shared) {
+                        missing += 1;
+                        assert!(si == 0 && i == 0, "{:?} {:?}: step {} stage {} has no record", method, mode, si, i);
+                    }
+                }
+            }
+            if mode == Mode::Backprop {
+                assert!(missing <= 1 && held >= ta.steps.len() * (method.tableau().stages() - 1), "{:?}: {} held, {} missing", method, held, missing);
+                assert_eq!(ta.stored_bytes(), tb.stored_bytes() + held * rec_len * 8);
+            } else {
+                assert_eq!((held, ta.stored_bytes()), (0, tb.stored_bytes()));
+            }
+            let (ga, gb) = (backward(&mut a, ta, &w).unwrap(), backward(&mut b, tb, &w).unwrap());
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&ga.y0), bits(&gb.y0), "{:?} {:?}", method, mode);
+            assert_eq!(bits(&ga.params), bits(&gb.params), "{:?} {:?}", method, mode);
+            assert_eq!(bits(&ga.ts), bits(&gb.ts), "{:?} {:?}", method, mode);
+            assert_eq!(ga.stats.nfe, gb.stats.nfe);
+        }
+    }
+}

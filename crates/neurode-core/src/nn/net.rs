@@ -6,6 +6,10 @@
 //! backward pass never needs the pre-activation, because those derivatives are functions of the
 //! activation's output. ConcatSquash layers also keep their pre-gate value `W·x + b`.
 //!
+//! An evaluation record (`forward_rec` / `vjp_rec`) keeps what the backward pass reads — every
+//! slot but a final Linear/ConcatLinear/ConcatSquash layer's output (written straight to `out`),
+//! then the ConcatSquash pre-gates — so a VJP at a point evaluated before skips the forward pass.
+//!
 //! Workspace layout (elements, for a batch size B):
 //! `[slots: B·Σ slot widths][z: B·Σ ConcatSquash widths][wt: max d_in·d_out]
 //!  [g0: B·max width][g1: B·max width][vec: 4·max width]`.
@@ -33,6 +37,9 @@ pub struct Net<R> {
     /// per-row offset of the z buffer of a ConcatSquash layer
     z_off: Vec<usize>,
     z_w: usize,
+    /// per-row slot width an evaluation record keeps (all slots, or all but the final layer's
+    /// when the backward pass does not read it)
+    rec_slots_w: usize,
     max_wt: usize,
     max_dim: usize,
     _p: PhantomData<R>,
@@ -105,6 +112,9 @@ impl<R: Scalar> Net<R> {
                 zacc = zacc.checked_add(d_out).ok_or_else(|| Error::invalid("layers: too large"))?;
             }
         }
+        // The backward pass reads a layer's output only for activations (their derivative is a
+        // function of it); a final linear layer's output goes straight to the caller.
+        let rec_slots_w = if matches!(specs[n - 1], LayerSpec::Act { .. }) { acc } else { slot_off[n - 1] };
         Ok(Net {
             specs: specs.to_vec(),
             param_off,
@@ -114,6 +124,7 @@ impl<R: Scalar> Net<R> {
             slots_w: acc,
             z_off,
             z_w: zacc,
+            rec_slots_w,
             max_wt,
             max_dim,
             _p: PhantomData,
@@ -207,21 +218,23 @@ impl<R: Scalar> Net<R> {
         Ok(())
     }
 
-    /// Input slice of layer l (x for l = 0, else slot l−1) and output slot (of l, or of l+1 when
-    /// fused), borrowed from the slots region.
-    /// Runs layers `0..upto`.
-    fn run_forward(&self, params: &[R], t: f64, x: &[R], batch: usize, upto: usize, slots: &mut [R], z: &mut [R], wt: &mut [R], vec: &mut [R]) {
+    /// Runs layers `0..upto`. Layer l reads x (l = 0) or slot l−1 and writes its slot (or slot
+    /// l+1 when fused); a final layer whose output the backward pass does not read (see
+    /// `rec_slots_w`) writes straight into `fin` instead when `fin` is given (non-empty), so
+    /// `slots` may then end before its slot.
+    fn run_forward(&self, params: &[R], t: f64, x: &[R], batch: usize, upto: usize, slots: &mut [R], z: &mut [R], wt: &mut [R], vec: &mut [R], fin: &mut [R]) {
         let tr = R::from_f64(t);
-        let n = upto;
+        let last = self.specs.len() - 1;
         let mut l = 0;
-        while l < n {
+        while l < upto {
             let s = self.specs[l];
             let (d_in, d_out) = (s.dim_in(), s.dim_out());
             let dst = if self.fused[l] { l + 1 } else { l };
-            let out_off = batch * self.slot_off[dst];
+            let direct = dst == last && self.rec_slots_w == self.slot_off[last] && !fin.is_empty();
+            let out_off = if direct { slots.len() } else { batch * self.slot_off[dst] };
             let (lo, hi) = slots.split_at_mut(out_off);
             let input: &[R] = if l == 0 { x } else { &lo[batch * self.slot_off[l - 1]..batch * (self.slot_off[l - 1] + d_in)] };
-            let out = &mut hi[..batch * d_out];
+            let out = if direct { &mut fin[..batch * d_out] } else { &mut hi[..batch * d_out] };
             let p = &params[self.param_off[l]..];
             let act = if self.fused[l] {
                 match self.specs[l + 1] {
@@ -234,7 +247,11 @@ impl<R: Scalar> Net<R> {
             match s {
                 LayerSpec::Linear { .. } => {
                     let (w, b) = (&p[..d_out * d_in], &p[d_out * d_in..d_out * d_in + d_out]);
-                    tensor::linear_forward_raw(batch, d_in, d_out, input, w, d_in, Some(b), act, out, wt);
+                    // the activation in its own pass over the output, not in the gemm's epilogue:
+                    // same bits, and a transcendental over one vector at a time compiles without
+                    // the register spills of a whole register tile's worth (5-10% off an ode_demo evaluation)
+                    tensor::linear_forward_raw(batch, d_in, d_out, input, w, d_in, Some(b), Act::Identity, out, wt);
+                    R::act_slice(act, out);
                 }
                 LayerSpec::ConcatLinear { .. } => {
                     let ld = d_in + 1;
@@ -243,7 +260,8 @@ impl<R: Scalar> Net<R> {
                     for o in 0..d_out {
                         beff[o] = w[o * ld] * tr + b[o];
                     }
-                    tensor::linear_forward_raw(batch, d_in, d_out, input, &w[1..], ld, Some(&*beff), act, out, wt);
+                    tensor::linear_forward_raw(batch, d_in, d_out, input, &w[1..], ld, Some(&*beff), Act::Identity, out, wt);
+                    R::act_slice(act, out);
                 }
                 LayerSpec::ConcatSquash { .. } => {
                     let nw = d_out * d_in;
@@ -283,9 +301,14 @@ impl<R: Scalar> Net<R> {
         }
     }
 
-    fn last_slot<'a>(&self, batch: usize, slots: &'a [R]) -> &'a [R] {
-        let l = self.specs.len() - 1;
-        &slots[batch * self.slot_off[l]..batch * (self.slot_off[l] + self.dim_out())]
+    /// The full forward pass into (slots, z); the result lands in `out`.
+    fn forward_into(&self, params: &[R], t: f64, x: &[R], batch: usize, slots: &mut [R], z: &mut [R], wt: &mut [R], vec: &mut [R], out: &mut [R]) {
+        let n = self.specs.len();
+        self.run_forward(params, t, x, batch, n, slots, z, wt, vec, out);
+        if self.rec_slots_w != self.slot_off[n - 1] {
+            // the final layer is an activation: its output stays in its slot for the backward pass
+            out.copy_from_slice(&slots[batch * self.slot_off[n - 1]..batch * (self.slot_off[n - 1] + self.dim_out())]);
+        }
     }
 
     fn split<'a>(&self, lay: &Layout, ws: &'a mut [R]) -> (&'a mut [R], &'a mut [R], &'a mut [R], &'a mut [R], &'a mut [R], &'a mut [R]) {
@@ -303,8 +326,26 @@ impl<R: Scalar> Net<R> {
         let lay = self.check(params, x, batch, ws)?;
         self.check_out("out", out.len(), batch * self.dim_out())?;
         let (slots, z, wt, _, _, vec) = self.split(&lay, ws);
-        self.run_forward(params, t, x, batch, self.specs.len(), slots, z, wt, vec);
-        out.copy_from_slice(self.last_slot(batch, slots));
+        self.forward_into(params, t, x, batch, slots, z, wt, vec, out);
+        Ok(())
+    }
+
+    /// Elements of an evaluation record for `batch` rows (see the module comment); `None` on
+    /// overflow.
+    pub fn rec_len(&self, batch: usize) -> Option<usize> {
+        batch.checked_mul(self.rec_slots_w)?.checked_add(batch.checked_mul(self.z_w)?)
+    }
+
+    /// `forward` that also writes the evaluation record `rec` (`rec_len(batch)` elements) a
+    /// later `vjp_rec` at the same (t, x) reads instead of recomputing the forward pass.
+    pub fn forward_rec(&self, params: &[R], t: f64, x: &[R], batch: usize, out: &mut [R], ws: &mut [R], rec: &mut [R]) -> Result<()> {
+        let lay = self.check(params, x, batch, ws)?;
+        self.check_out("out", out.len(), batch * self.dim_out())?;
+        let rl = self.rec_len(batch).ok_or_else(|| Error::invalid("batch: too large"))?;
+        self.check_out("rec", rec.len(), rl)?;
+        let (_, _, wt, _, _, vec) = self.split(&lay, ws);
+        let (slots, z) = rec.split_at_mut(batch * self.rec_slots_w);
+        self.forward_into(params, t, x, batch, slots, z, wt, vec, out);
         Ok(())
     }
 
@@ -325,23 +366,50 @@ impl<R: Scalar> Net<R> {
         ws: &mut [R],
     ) -> Result<f64> {
         let lay = self.check(params, x, batch, ws)?;
-        let (nin, nout) = (batch * self.dim_in(), batch * self.dim_out());
-        self.check_out("a", a.len(), nout)?;
-        self.check_out("out_x", out_x.len(), nin)?;
-        self.check_out("out_params", out_params.len(), self.num_params)?;
+        self.check_vjp(batch, a, out_x, out_params)?;
         if let Some(f) = &out_f {
-            self.check_out("out_f", f.len(), nout)?;
+            self.check_out("out_f", f.len(), batch * self.dim_out())?;
         }
         let (slots, z, wt, g0, g1, vec) = self.split(&lay, ws);
-        // The backward pass of a final Linear/ConcatLinear needs only its input: without out_f
-        // its forward is skipped.
-        let n = self.specs.len();
-        let last_linear = matches!(self.specs[n - 1], LayerSpec::Linear { .. } | LayerSpec::ConcatLinear { .. });
-        let upto = if out_f.is_none() && last_linear { n - 1 } else { n };
-        self.run_forward(params, t, x, batch, upto, slots, z, wt, vec);
-        if let Some(f) = out_f {
-            f.copy_from_slice(self.last_slot(batch, slots));
+        match out_f {
+            Some(f) => self.forward_into(params, t, x, batch, slots, z, wt, vec, f),
+            None => self.run_forward(params, t, x, batch, self.upto_without_out(), slots, z, wt, vec, &mut []),
         }
+        Ok(self.backward(params, t, x, batch, slots, z, a, out_x, out_params, g0, g1, vec))
+    }
+
+    /// `vjp` (without out_f) from the record a `forward_rec` at the same (t, x) wrote: no
+    /// forward pass.
+    #[allow(clippy::too_many_arguments)]
+    pub fn vjp_rec(&self, params: &[R], t: f64, x: &[R], batch: usize, rec: &[R], a: &[R], out_x: &mut [R], out_params: &mut [R], ws: &mut [R]) -> Result<f64> {
+        let lay = self.check(params, x, batch, ws)?;
+        self.check_vjp(batch, a, out_x, out_params)?;
+        let rl = self.rec_len(batch).ok_or_else(|| Error::invalid("batch: too large"))?;
+        self.check_out("rec", rec.len(), rl)?;
+        let (_, _, _, g0, g1, vec) = self.split(&lay, ws);
+        let (slots, z) = rec.split_at(batch * self.rec_slots_w);
+        Ok(self.backward(params, t, x, batch, slots, z, a, out_x, out_params, g0, g1, vec))
+    }
+
+    /// Layers a VJP/JVP without out_f runs: the reverse pass of a final Linear/ConcatLinear reads
+    /// only its input, so its forward is skipped (a ConcatSquash needs its pre-gate).
+    fn upto_without_out(&self) -> usize {
+        let n = self.specs.len();
+        if matches!(self.specs[n - 1], LayerSpec::Linear { .. } | LayerSpec::ConcatLinear { .. }) { n - 1 } else { n }
+    }
+
+    fn check_vjp(&self, batch: usize, a: &[R], out_x: &[R], out_params: &[R]) -> Result<()> {
+        self.check_out("a", a.len(), batch * self.dim_out())?;
+        self.check_out("out_x", out_x.len(), batch * self.dim_in())?;
+        self.check_out("out_params", out_params.len(), self.num_params)
+    }
+
+    /// The reverse pass of `vjp` over a forward pass's slots (at least `rec_slots_w` per row)
+    /// and ConcatSquash pre-gates.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(&self, params: &[R], t: f64, x: &[R], batch: usize, slots: &[R], z: &[R], a: &[R], out_x: &mut [R], out_params: &mut [R], g0: &mut [R], g1: &mut [R], vec: &mut [R]) -> f64 {
+        let n = self.specs.len();
+        let nout = batch * self.dim_out();
         let tr = R::from_f64(t);
         let mut dt = 0.0f64;
         g0[..nout].copy_from_slice(a);
@@ -420,7 +488,7 @@ impl<R: Scalar> Net<R> {
             }
             core::mem::swap(&mut cur, &mut nxt);
         }
-        Ok(dt)
+        dt
     }
 
     /// Jacobian-vector product w.r.t. the input: `out_jv = (∂f/∂x)·v` per row (v: batch ×
@@ -445,14 +513,14 @@ impl<R: Scalar> Net<R> {
             self.check_out("out_f", f.len(), nout)?;
         }
         let (slots, z, wt, g0, g1, vec) = self.split(&lay, ws);
-        self.run_forward(params, t, x, batch, self.specs.len(), slots, z, wt, vec);
-        if let Some(f) = out_f {
-            f.copy_from_slice(self.last_slot(batch, slots));
+        let n = self.specs.len();
+        match out_f {
+            Some(f) => self.forward_into(params, t, x, batch, slots, z, wt, vec, f),
+            None => self.run_forward(params, t, x, batch, self.upto_without_out(), slots, z, wt, vec, &mut []),
         }
         let tr = R::from_f64(t);
         g0[..nin].copy_from_slice(v);
         let (mut cur, mut nxt) = (g0, g1);
-        let n = self.specs.len();
         for l in 0..n {
             let s = self.specs[l];
             let (d_in, d_out) = (s.dim_in(), s.dim_out());

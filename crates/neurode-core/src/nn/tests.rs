@@ -35,6 +35,22 @@ fn fd_check(specs: &[LayerSpec], batch: usize, seed: u64) -> usize {
     let gt = net.vjp(&p, t, &x, batch, &a, Some(&mut f2), &mut gx, &mut gp, &mut ws).unwrap();
     net.forward(&p, t, &x, batch, &mut f, &mut ws).unwrap();
     assert_eq!(f, f2, "vjp out_f == forward");
+    // an evaluation record gives the same bits without the VJP's own forward pass (stale
+    // workspace and NaN-filled outputs must not matter)
+    let mut rec = vec![f64::NAN; net.rec_len(batch).unwrap()];
+    let mut f4 = vec![f64::NAN; f.len()];
+    ws.iter_mut().for_each(|v| *v = f64::NAN);
+    net.forward_rec(&p, t, &x, batch, &mut f4, &mut ws, &mut rec).unwrap();
+    assert_eq!(f, f4, "forward_rec == forward");
+    let (mut gx4, mut gp4) = (vec![f64::NAN; x.len()], vec![f64::NAN; p.len()]);
+    ws.iter_mut().for_each(|v| *v = f64::NAN);
+    let gt4 = net.vjp_rec(&p, t, &x, batch, &rec, &a, &mut gx4, &mut gp4, &mut ws).unwrap();
+    assert_eq!((gt4.to_bits(), &gx4, &gp4), (gt.to_bits(), &gx, &gp), "vjp_rec == vjp ({specs:?})");
+    // without out_f the VJP may skip the final layer's forward: nothing stale is read
+    ws.iter_mut().for_each(|v| *v = f64::NAN);
+    let gt5 = net.vjp(&p, t, &x, batch, &a, None, &mut gx4, &mut gp4, &mut ws).unwrap();
+    assert_eq!((gt5.to_bits(), &gx4, &gp4), (gt.to_bits(), &gx, &gp), "vjp without out_f ({specs:?})");
+    assert!(net.vjp_rec(&p, t, &x, batch, &vec![0.0; rec.len() + 1], &a, &mut gx4, &mut gp4, &mut ws).is_err());
     let mut out = vec![0.0; f.len()];
     let mut phi = |p: &[f64], t: f64, x: &[f64], ws: &mut [f64]| {
         net.forward(p, t, x, batch, &mut out, ws).unwrap();
