@@ -19,7 +19,10 @@ options:
   --workers N     worker threads for training (default: none)
   --seed S        random seed (default 0)
   --json          also print the results as JSON on stdout
-  --quick         smaller runs (benchmarks and demos)`;
+  --quick         smaller runs (benchmarks and demos)
+  --iterations N  training iterations of the spiral, cnf and latent demos
+  --epochs N      training epochs of the mnist demo
+  --only LIST     bench: only these sections (comma-separated)`;
 
 class UsageError extends Error {}
 
@@ -42,11 +45,13 @@ async function main(argv: string[]): Promise<void> {
         json: { type: 'boolean', default: false },
         quick: { type: 'boolean', default: false },
         only: { type: 'string' },
+        iterations: { type: 'string' },
+        epochs: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
   } catch (e) {
-    fail((e as Error).message);
+    fail((e as Error).message.split('\n')[0]!); // node's parseArgs can add hint lines: keep the error to one line
   }
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
@@ -58,6 +63,14 @@ async function main(argv: string[]): Promise<void> {
   if (!Number.isInteger(seed) || seed < 0) fail(`--seed must be a whole number >= 0 (got '${values.seed}')`);
   const workers = values.workers === undefined ? 0 : Number(values.workers);
   if (!Number.isInteger(workers) || workers < 0 || workers > 64) fail(`--workers must be a whole number from 0 to 64 (got '${values.workers}')`);
+  const size = (name: 'iterations' | 'epochs'): number | undefined => {
+    const v = values[name];
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > 1e6) fail(`--${name} must be a whole number from 1 to 1000000 (got '${v}')`);
+    return n;
+  };
+  const iterations = size('iterations'), epochs = size('epochs');
   if (command === 'bench') {
     if (rest.length) fail(`bench takes no arguments (got '${rest.join(' ')}')`);
     // The suite lives beside the package (bench/run.mjs); it imports dist/ itself.
@@ -74,7 +87,7 @@ async function main(argv: string[]): Promise<void> {
   await init();
   const out = path.resolve(values.out);
   mkdirSync(out, { recursive: true });
-  const ctx: DemoContext = { out, seed, workers, quick: values.quick, progress: makeProgress() };
+  const ctx: DemoContext = { out, seed, workers, quick: values.quick, iterations, epochs, progress: makeProgress() };
   const results: DemoResult[] = [];
   for (const n of names) {
     process.stderr.write(`\n== demo ${n}\n`);

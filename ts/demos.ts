@@ -12,6 +12,9 @@ export interface DemoContext {
   seed: number;
   workers: number;
   quick: boolean;
+  /** Size overrides from the command line: training iterations (spiral, cnf, latent), epochs (mnist). */
+  iterations?: number;
+  epochs?: number;
   progress: (done: number, total: number, info: string) => void;
 }
 
@@ -49,7 +52,7 @@ async function spiral(ctx: DemoContext): Promise<DemoResult> {
   const yss = (ys: ArrayLike<number>) => Array.from({ length: ts.length }, (_, i) => ys[2 * i + 1]!);
 
   // learn the field from data (ode_demo: 20 windows × 10 points, RMSprop 1e-3, N(0, 0.1²) init)
-  const iterations = ctx.quick ? 300 : 2000;
+  const iterations = ctx.iterations ?? (ctx.quick ? 300 : 2000);
   const field = nn.mlp({ dims: [2, 50, 2], activation: 'tanh', inputCube: true, seed: ctx.seed, initStd: 0.1 });
   const t0 = performance.now();
   const history = await fitTrajectory(field, { t: ts, y: truth }, {
@@ -112,7 +115,7 @@ async function spiral(ctx: DemoContext): Promise<DemoResult> {
 async function latent(ctx: DemoContext): Promise<DemoResult> {
   const r = await runTable2({
     // `make demo` must finish within 15 minutes in all: the full Table 2 run is examples/latent-ode
-    iterations: ctx.quick ? 40 : 250, rnnIterations: ctx.quick ? 20 : 120, seed: ctx.seed, dtype: 'float32', obsStd: 0.1,
+    iterations: ctx.iterations ?? (ctx.quick ? 40 : 250), rnnIterations: ctx.iterations ?? (ctx.quick ? 20 : 120), seed: ctx.seed, dtype: 'float32', obsStd: 0.1,
     subsampleMin: 30, evalEvery: 0, counts: [30, 50, 100],
     log: (line) => process.stderr.write(line + '\n'), progress: ctx.progress,
   });
@@ -137,7 +140,7 @@ async function latent(ctx: DemoContext): Promise<DemoResult> {
 async function mnistDemo(ctx: DemoContext): Promise<DemoResult> {
   const r = await mnistTable({
     // sized for `make demo` (15 minutes for every demo together); the full Table 1 run is examples/mnist
-    epochs: 1, trainRows: ctx.quick ? 512 : 2048, testRows: ctx.quick ? 256 : 2000,
+    epochs: ctx.epochs ?? 1, trainRows: ctx.quick ? 512 : 2048, testRows: ctx.quick ? 256 : 2000,
     milestones: [], seed: ctx.seed, log: (line, done, total) => ctx.progress(done, total, line),
   });
   const table = formatTable1(r.rows);
@@ -159,7 +162,7 @@ async function cnf(ctx: DemoContext): Promise<DemoResult> {
   const r = await runCnfExperiment({
     datasets: ctx.quick ? ['twoMoons'] : ['twoMoons', 'twoCircles'], targets: ctx.quick ? ['ring'] : ['ring', 'wave', 'twoWaves'],
     // sized for `make demo` (15 minutes for every demo together); examples/cnf runs the full sizes
-    iterations: ctx.quick ? 60 : 600, klIterations: ctx.quick ? 60 : 400, batchSize: ctx.quick ? 128 : 256, hidden: [32, 32, 32], width: 64,
+    iterations: ctx.iterations ?? (ctx.quick ? 60 : 600), klIterations: ctx.iterations ?? (ctx.quick ? 60 : 400), batchSize: ctx.quick ? 128 : 256, hidden: [32, 32, 32], width: 64,
     trainSize: ctx.quick ? 4000 : 20000, testSize: ctx.quick ? 2000 : 10000, dtype: 'float32', seed: ctx.seed, grid: ctx.quick ? 60 : 90,
     log: (line) => process.stderr.write(line + '\n'), progress: ctx.progress,
   });
