@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{add_weighted, choice, param_digest, shard_ranges};
+use common::{add_weighted, assert_golden, choice, param_digest, shard_ranges};
 use neurode_core::cnf::{self, Cnf, Trace};
 use neurode_core::datasets;
 use neurode_core::grad::{GradOptions, Mode};
@@ -55,7 +55,5 @@ fn fit_cnf_digest() -> String {
 
 #[test]
 fn cnf_fit_golden_digest() {
-    let a = fit_cnf_digest();
-    assert_eq!(a, fit_cnf_digest(), "two native runs differ");
-    assert_eq!(a, GOLDEN_CNF, "native digest differs from the golden one the wasm build gives");
+    assert_golden(fit_cnf_digest, GOLDEN_CNF);
 }

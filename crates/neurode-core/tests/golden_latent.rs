@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{add_weighted, choice, param_digest, shard_ranges};
+use common::{add_weighted, assert_golden, choice, param_digest, shard_ranges};
 use neurode_core::grad::{GradOptions, Mode};
 use neurode_core::latent::{spirals::spirals, Config, Encoder, LatentOde, Series};
 use neurode_core::optim::Optimizer;
@@ -59,7 +59,5 @@ fn fit_latent_digest() -> String {
 
 #[test]
 fn latent_fit_golden_digest() {
-    let a = fit_latent_digest();
-    assert_eq!(a, fit_latent_digest(), "two native runs differ");
-    assert_eq!(a, GOLDEN_LATENT, "native digest differs from the golden one the wasm build gives");
+    assert_golden(fit_latent_digest, GOLDEN_LATENT);
 }

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{add_weighted, param_digest, random, shard_ranges, Kind};
+use common::{add_weighted, assert_golden, param_digest, random, shard_ranges, Kind};
 use neurode_core::abi_odenet::decode_config;
 use neurode_core::odenet::Classifier;
 use neurode_core::optim::Optimizer;
@@ -72,7 +72,5 @@ fn fit_odenet_digest() -> String {
 
 #[test]
 fn odenet_fit_golden_digest() {
-    let a = fit_odenet_digest();
-    assert_eq!(a, fit_odenet_digest(), "two native runs differ");
-    assert_eq!(a, GOLDEN_ODENET, "native digest differs from the golden one the wasm build gives");
+    assert_golden(fit_odenet_digest, GOLDEN_ODENET);
 }

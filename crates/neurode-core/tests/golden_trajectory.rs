@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{add_weighted, choice, param_digest, shard_ranges};
+use common::{add_weighted, assert_golden, choice, param_digest, shard_ranges};
 use neurode_core::field::NetField;
 use neurode_core::grad::{self, GradOptions, Mode};
 use neurode_core::loss::Loss;
@@ -74,7 +74,5 @@ fn fit_trajectory_digest() -> String {
 
 #[test]
 fn trajectory_fit_golden_digest() {
-    let a = fit_trajectory_digest();
-    assert_eq!(a, fit_trajectory_digest(), "two native runs differ");
-    assert_eq!(a, GOLDEN_TRAJECTORY, "native digest differs from the golden one the wasm build gives");
+    assert_golden(fit_trajectory_digest, GOLDEN_TRAJECTORY);
 }

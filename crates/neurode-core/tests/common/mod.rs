@@ -73,3 +73,11 @@ pub fn add_weighted(acc: &mut [f64], grad: &[f64], weight: f64) {
         *s += weight * *v;
     }
 }
+
+/// The determinism check every golden test makes: two native runs agree, and their digest is
+/// the one the wasm build gives (asserted in test/pool.test.ts).
+pub fn assert_golden(run: fn() -> String, golden: &str) {
+    let a = run();
+    assert_eq!(a, run(), "two native runs differ");
+    assert_eq!(a, golden, "native digest differs from the golden one the wasm build gives");
+}
