@@ -15,7 +15,7 @@ import {
   fitSharded, fitOptions, random, registerShardKernel, shardRanges,
   type FitOptions, type History, type ShardJob, type ShardModel, type ShardResult,
 } from './train.js';
-import { callCore, core, Scratch } from './wasm.js';
+import { callCore, core, Scratch, seedParts } from './wasm.js';
 import { finiteArray, nonNegativeNumber, oneOf, plainObject, positiveInteger, positiveNumber, timeGrid } from './validate.js';
 
 export type TraceMode = 'exact' | 'hutchinson';
@@ -215,10 +215,8 @@ export class CNF implements ShardModel {
     try {
       const cp = s.alloc(Math.max(4, code.byteLength));
       new Uint32Array(x.memory.buffer, cp, code.length).set(code);
-      const hp = s.alloc(4);
       const n = c.arch === 'mlp' ? code.length / 3 : code.length;
-      callCore((k) => k.nd_cnf_create(c.dtype === 'float32' ? 1 : 0, c.arch === 'mlp' ? 0 : 1, cp, n, c.dim, c.width, c.seed % 2 ** 32, Math.floor(c.seed / 2 ** 32), hp));
-      handle = new Uint32Array(x.memory.buffer, hp, 1)[0]!;
+      handle = s.create((k, hp) => k.nd_cnf_create(c.dtype === 'float32' ? 1 : 0, c.arch === 'mlp' ? 0 : 1, cp, n, c.dim, c.width, ...seedParts(c.seed), hp));
       const ip = s.alloc(24);
       x.nd_cnf_info(handle, ip);
       this.numParams = s.f64(ip, 3)[1]!;

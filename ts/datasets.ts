@@ -6,7 +6,7 @@
 import { invalid } from './errors.js';
 import { spirals } from './spirals.js';
 import { mnist, mnistFromIdx } from './mnist.js';
-import { callCore, core, Scratch } from './wasm.js';
+import { callCore, core, Scratch, seedParts } from './wasm.js';
 import { positiveInteger } from './validate.js';
 
 export const TOY_DATASETS = ['twoCircles', 'twoMoons', 'pinwheel', 'eightGaussians', 'checkerboard'] as const;
@@ -27,7 +27,7 @@ export function toyData(name: ToyDataset, n: number, seed = 0): Float64Array {
   const s = new Scratch(x);
   try {
     const out = s.alloc(n * 16);
-    callCore((c) => c.nd_toy_data(kind, n, seed % 2 ** 32, Math.floor(seed / 2 ** 32), out));
+    callCore((c) => c.nd_toy_data(kind, n, ...seedParts(seed), out));
     return s.f64(out, 2 * n).slice();
   } finally {
     s.free();

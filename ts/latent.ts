@@ -15,7 +15,7 @@ import {
   fitSharded, fitOptions, random, registerShardKernel, shardRanges,
   type FitOptions, type History, type ShardJob, type ShardModel, type ShardResult,
 } from './train.js';
-import { callCore, core, Scratch } from './wasm.js';
+import { callCore, core, Scratch, seedParts } from './wasm.js';
 import { finiteArray, isArrayLike, oneOf, plainObject, positiveInteger, positiveNumber, timeGrid } from './validate.js';
 
 /**
@@ -92,10 +92,6 @@ function takeRows(s: PackedSeries, rows: ArrayLike<number>, obsDim: number): Pac
     out.mask.set(s.mask.subarray(r * T, (r + 1) * T), i * T);
   }
   return out;
-}
-
-function seedParts(seed: number): [number, number] {
-  return [seed % 2 ** 32, Math.floor(seed / 2 ** 32)];
 }
 
 function checkSeed(name: string, v: unknown): number {
@@ -277,10 +273,7 @@ export class LatentODE extends CoreModel {
     let handle: number;
     try {
       const cp = s.put([c.obsDim, c.latentDim, c.hidden, c.rnnHidden, c.encoder === 'rnn' ? 0 : 1, c.obsStd, c.poisson ? 1 : 0]);
-      const hp = s.alloc(4);
-      const [lo, hi] = seedParts(c.seed);
-      callCore((k) => k.nd_latent_create(c.dtype === 'float32' ? 1 : 0, cp, lo, hi, hp));
-      handle = new Uint32Array(x.memory.buffer, hp, 1)[0]!;
+      handle = s.create((k, hp) => k.nd_latent_create(c.dtype === 'float32' ? 1 : 0, cp, ...seedParts(c.seed), hp));
     } finally {
       s.free();
     }
@@ -436,10 +429,7 @@ export class RNNBaseline extends CoreModel {
     const s = new Scratch(x);
     let handle: number;
     try {
-      const hp = s.alloc(4);
-      const [lo, hi] = seedParts(c.seed);
-      callCore((k) => k.nd_rnn_create(c.dtype === 'float32' ? 1 : 0, c.obsDim, c.hidden, lo, hi, hp));
-      handle = new Uint32Array(x.memory.buffer, hp, 1)[0]!;
+      handle = s.create((k, hp) => k.nd_rnn_create(c.dtype === 'float32' ? 1 : 0, c.obsDim, c.hidden, ...seedParts(c.seed), hp));
     } finally {
       s.free();
     }

@@ -2,7 +2,7 @@
 import { invalid, NeurodeError } from './errors.js';
 import { CoreHandle } from './handles.js';
 import type { CoreField, Dtype } from './odeint.js';
-import { callCore, core, Scratch } from './wasm.js';
+import { callCore, core, Scratch, seedParts } from './wasm.js';
 import { registerParamsOwner } from './optim.js';
 import { finiteArray, oneOf, plainObject, positiveInteger } from './validate.js';
 
@@ -96,11 +96,9 @@ export class VectorField implements CoreField {
     try {
       const cp = s.alloc(code.byteLength);
       new Uint32Array(x.memory.buffer, cp, code.length).set(code);
-      const hp = s.alloc(4);
       const initStd = o.initStd ?? 0;
       if (typeof initStd !== 'number' || !(initStd >= 0) || !Number.isFinite(initStd)) throw invalid('initStd', 'must be a finite number >= 0');
-      callCore((c) => c.nd_field_create(dtype === 'float32' ? 1 : 0, cp, code.length / 3, seed % 2 ** 32, Math.floor(seed / 2 ** 32), initStd, hp));
-      handle = new Uint32Array(x.memory.buffer, hp, 1)[0]!;
+      handle = s.create((c, hp) => c.nd_field_create(dtype === 'float32' ? 1 : 0, cp, code.length / 3, ...seedParts(seed), initStd, hp));
       const info = s.alloc(32);
       x.nd_field_info(handle, info);
       const v = s.f64(info, 4);

@@ -19,7 +19,7 @@ import {
   combineShards, computeShards, fitLoop, fitOptions, random, registerShardKernel, shardRanges,
   type FitOptions, type History, type ShardJob, type ShardResult, type StepResult,
 } from './train.js';
-import { callCore, core, Scratch } from './wasm.js';
+import { callCore, core, Scratch, seedParts } from './wasm.js';
 import { finiteArray, oneOf, plainObject, positiveInteger, positiveNumber, nonNegativeNumber } from './validate.js';
 
 export type ClassifierArch = 'conv' | 'mlp' | 'resnet' | 'mlp-baseline';
@@ -180,9 +180,7 @@ export class ODENetClassifier {
     let handle = 0;
     try {
       const cp = s.put(packConfig(c));
-      const hp = s.alloc(4);
-      callCore((k) => k.nd_classifier_create(c.dtype === 'float32' ? 1 : 0, cp, c.seed % 2 ** 32, Math.floor(c.seed / 2 ** 32), hp));
-      handle = new Uint32Array(x.memory.buffer, hp, 1)[0]!;
+      handle = s.create((k, hp) => k.nd_classifier_create(c.dtype === 'float32' ? 1 : 0, cp, ...seedParts(c.seed), hp));
       const ip = s.alloc(32);
       x.nd_classifier_info(handle, ip);
       const info = s.f64(ip, 4);

@@ -1,7 +1,7 @@
 /** The paper's bidirectional 2-D spirals (API.md §6), generated in the core from a seed. */
 import { invalid } from './errors.js';
 import type { TimeSeriesBatch } from './latent.js';
-import { callCore, core, Scratch } from './wasm.js';
+import { callCore, core, Scratch, seedParts } from './wasm.js';
 import { plainObject, positiveInteger } from './validate.js';
 
 export interface SpiralsOptions {
@@ -52,7 +52,7 @@ export function spirals(options: SpiralsOptions = {}): Spirals {
   try {
     const ot = s.alloc(n * nsample * 8), ov = s.alloc(n * nsample * 16), tt = s.alloc(nt * 8), tv = s.alloc(n * nt * 16);
     const st = s.alloc(n * 8), cw = s.alloc(n * 8);
-    callCore((c) => c.nd_spirals(n, ntotal, nsample, nextra, noise, seed % 2 ** 32, Math.floor(seed / 2 ** 32), ot, ov, tt, tv, st, cw));
+    callCore((c) => c.nd_spirals(n, ntotal, nsample, nextra, noise, ...seedParts(seed), ot, ov, tt, tv, st, cw));
     return {
       observed: { times: s.f64(ot, n * nsample).slice(), values: s.f64(ov, n * nsample * 2).slice(), batch: n },
       truth: { times: s.f64(tt, nt).slice(), values: s.f64(tv, n * nt * 2).slice() },

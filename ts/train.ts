@@ -4,7 +4,7 @@
  * in shard order in the core, so the result never depends on how many workers ran them).
  */
 import { invalid } from './errors.js';
-import { callCore, core, Scratch } from './wasm.js';
+import { callCore, core, Scratch, seedParts } from './wasm.js';
 import { positiveInteger, plainObject } from './validate.js';
 
 export interface Progress {
@@ -186,7 +186,7 @@ export function random(kind: RngKind, n: number, o: { seed: number; stream: numb
   const s = new Scratch(x);
   try {
     const out = s.alloc(Math.max(1, n) * 8);
-    callCore((c) => c.nd_rng_fill(RNG_KIND[kind], o.seed % 2 ** 32, Math.floor(o.seed / 2 ** 32), o.stream, o.start ?? 0, n, o.range ?? 0, out));
+    callCore((c) => c.nd_rng_fill(RNG_KIND[kind], ...seedParts(o.seed), o.stream, o.start ?? 0, n, o.range ?? 0, out));
     return s.f64(out, n).slice();
   } finally {
     s.free();

@@ -337,6 +337,13 @@ export class Scratch {
   private readonly blocks: Array<[number, number]> = [];
   constructor(private readonly x: CoreExports) {}
 
+  /** Runs a core constructor that writes the new object's handle through `handleOut`; returns the handle. */
+  create(run: (x: CoreExports, handleOut: number) => number): number {
+    const hp = this.alloc(4);
+    callCore((x) => run(x, hp));
+    return new Uint32Array(this.x.memory.buffer, hp, 1)[0]!;
+  }
+
   alloc(bytes: number): number {
     const ptr = this.x.nd_alloc(bytes);
     if (ptr === 0) throw new NeurodeError('OUT_OF_MEMORY', `could not allocate ${bytes} bytes in the core`);
@@ -393,4 +400,9 @@ export function currentGeneration(): number {
 /** Test hook: makes the core panic, to check that it surfaces as WASM_PANIC and recovers. */
 export function triggerPanicForTesting(): void {
   callCore((x) => { x.nd_test_panic(1); return 0; });
+}
+
+/** A 64-bit-safe seed as the (low, high) 32-bit halves the core's constructors take. */
+export function seedParts(seed: number): [number, number] {
+  return [seed % 2 ** 32, Math.floor(seed / 2 ** 32)];
 }
