@@ -4,14 +4,15 @@
  * solves from each window's first point, and minimises the mean |prediction − observation|.
  */
 import { invalid } from './errors.js';
-import { odeintWithGrad, type GradMode, GRAD_MODES } from './grad.js';
+import { type GradMode, GRAD_MODES } from './grad.js';
 import { nn, VectorField } from './nn.js';
 import { ADAPTIVE_METHODS, METHODS, type Method } from './odeint.js';
 import { optim } from './optim.js';
 import {
-  fitSharded, fitOptions, lossAndGrad, random, registerShardKernel, shardRanges,
-  type FitOptions, type History, type ShardJob, type ShardModel,
+  fitSharded, fitOptions, random, registerShardKernel, shardRanges,
+  type FitOptions, type History, type ShardJob, type ShardModel, type ShardResult,
 } from './train.js';
+import { callCore, core, Scratch } from './wasm.js';
 import { finiteArray, oneOf, positiveInteger, timeGrid } from './validate.js';
 
 export interface TrajectoryData {
@@ -38,19 +39,42 @@ export interface TrajectoryFitOptions extends FitOptions {
 
 const KERNEL = 'trajectory-loss';
 
-/** One shard: windows solved jointly (torchdiffeq's batch semantics), loss and dL/dθ. */
-registerShardKernel(
-  KERNEL,
-  (model: ShardModel, p: Record<string, unknown>) => {
-    const field = model as VectorField;
-    const ts = p.ts as Float64Array;
-    const sol = odeintWithGrad(field, p.y0 as Float64Array, ts, { grad: p.grad as GradMode, method: p.method as Method, rtol: p.rtol as number, atol: p.atol as number });
-    const { loss, grad } = lossAndGrad(p.loss as 'l1' | 'mse', sol.ys, p.target as Float64Array);
-    const g = sol.backward(grad);
-    return { loss, weight: p.weight as number, grad: g.params, nfeForward: sol.stats.nfe, nfeBackward: g.stats.nfe };
-  },
-  (json) => nn.fromJSON(json),
-);
+/**
+ * One shard: windows solved jointly (torchdiffeq's batch semantics), loss and dL/dθ, in one core
+ * call (forward, loss, backward; no dL/dts). The payload was validated by fitTrajectory.
+ */
+function trajectoryShard(model: ShardModel, p: Record<string, unknown>): ShardResult {
+  const field = model as VectorField;
+  const f32 = field.dtype === 'float32';
+  const y0 = p.y0 as Float64Array, ts = p.ts as Float64Array, target = p.target as Float64Array;
+  const np = field.numParams, n = y0.length, el = f32 ? 4 : 8;
+  const handle = field.coreHandle();
+  const x = core().exports;
+  const s = new Scratch(x);
+  try {
+    // one block: [cfg 5][ts][info 7][grad np] f64, then [y0][target] in the field's dtype
+    const nf64 = 5 + ts.length + 7 + np;
+    const base = s.alloc(nf64 * 8 + (n + target.length) * el);
+    const f = s.f64(base, nf64);
+    f[0] = GRAD_MODES.indexOf(p.grad as GradMode);
+    f[1] = METHODS.indexOf(p.method as Method);
+    f[2] = p.rtol as number;
+    f[3] = p.atol as number;
+    f[4] = p.loss === 'l1' ? 0 : 1;
+    f.set(ts, 5);
+    const tsp = base + 5 * 8, infop = tsp + ts.length * 8, gp = infop + 7 * 8, y0p = gp + np * 8, tp = y0p + n * el;
+    const v = f32 ? s.f32(y0p, n + target.length) : s.f64(y0p, n + target.length);
+    v.set(y0);
+    v.set(target, n);
+    callCore((c) => c.nd_traj_shard(f32 ? 1 : 0, handle, base, y0p, n, tsp, ts.length, tp, gp, np, infop));
+    const info = s.f64(infop, 7);
+    return { loss: info[0]!, weight: p.weight as number, grad: s.f64(gp, np).slice(), nfeForward: info[1]!, nfeBackward: info[4]! };
+  } finally {
+    s.free();
+  }
+}
+
+registerShardKernel(KERNEL, trajectoryShard, (json) => nn.fromJSON(json));
 
 /** Fits `field` to the trajectory; returns the loss and NFE history. */
 export async function fitTrajectory(field: VectorField, data: TrajectoryData, options: TrajectoryFitOptions = {}): Promise<History> {
@@ -86,10 +110,14 @@ export async function fitTrajectory(field: VectorField, data: TrajectoryData, op
         const rows = b - a;
         const y0 = new Float64Array(rows * d);
         const target = new Float64Array(batchTime * rows * d);
+        // element loops: a subarray per row and time cost more than the copies themselves
         for (let r = 0; r < rows; r++) {
-          const s = starts[a + r]!;
-          y0.set(y.subarray(s * d, (s + 1) * d), r * d);
-          for (let k = 0; k < batchTime; k++) target.set(y.subarray((s + k) * d, (s + k + 1) * d), (k * rows + r) * d);
+          const s = starts[a + r]! * d;
+          for (let j = 0; j < d; j++) y0[r * d + j] = y[s + j]!;
+          for (let k = 0; k < batchTime; k++) {
+            const src = s + k * d, dst = (k * rows + r) * d;
+            for (let j = 0; j < d; j++) target[dst + j] = y[src + j]!;
+          }
         }
         return { kernel: KERNEL, modelKey, model, params, payload: { y0, target, ts, grad, method, rtol: o.rtol ?? 1e-7, atol: o.atol ?? 1e-9, loss, weight: rows / batchSize } };
       });

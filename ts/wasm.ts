@@ -30,6 +30,7 @@ export interface CoreExports {
   nd_field_vjp(handle: number, t: number, y: number, n: number, a: number, outY: number, outP: number, outT: number): number;
   nd_object_count(): number;
   nd_tape_bytes(handle: number): number;
+  nd_traj_shard(dtype: number, field: number, cfg: number, y0: number, n: number, ts: number, nts: number, target: number, grad: number, np: number, info: number): number;
   nd_grad_forward(
     dtype: number, field: number, method: number, y0: number, n: number, ts: number, nts: number,
     opts: number, atol: number, natol: number, grid: number, ngrid: number, gopts: number,

@@ -7,6 +7,7 @@ pub mod abi_latent;
 pub mod abi_cnf;
 pub mod abi_odenet;
 pub mod abi_solvers;
+pub mod abi_trajectory;
 pub mod alloc;
 pub mod cnf;
 pub mod conv;

@@ -102,6 +102,9 @@ pub struct Tape<R: Real> {
     n: usize,
     steps: Vec<Step<R>>,
     pub forward_stats: Stats,
+    /// Whether `backward` computes dL/dts (the adjoint spends one evaluation per output time on
+    /// it); callers that never read it (trajectory fitting) turn it off.
+    ts_grad: bool,
 }
 
 impl<R: Real> Tape<R> {
@@ -121,6 +124,10 @@ impl<R: Real> Tape<R> {
     }
     pub fn is_adjoint(&self) -> bool {
         self.mode == Mode::Adjoint
+    }
+    /// `backward` then leaves dL/dts at zero and skips the work only it needs.
+    pub fn skip_ts_grad(&mut self) {
+        self.ts_grad = false;
     }
 }
 
@@ -285,7 +292,7 @@ pub fn forward_observed<R: Real>(f: &mut dyn VjpRhs<R>, y0: &[R], ts: &[f64], o:
         solver::solve(&mut AsRhs(f), y0, ts, &o.forward, &mut ys, &mut stats, Some(&mut chain))?;
     }
     drop(chain);
-    Ok(Tape { mode: o.mode, opts: o.clone(), dir, ts: ts.to_vec(), ys, n, steps: rec.steps, forward_stats: stats })
+    Ok(Tape { mode: o.mode, opts: o.clone(), dir, ts: ts.to_vec(), ys, n, steps: rec.steps, forward_stats: stats, ts_grad: true })
 }
 
 /// Gradients: dL/dy0, dL/dθ, dL/dts (f64) and the backward pass's statistics.
@@ -432,7 +439,7 @@ fn discrete<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R], mut extra: 
                 continue;
             }
             let iw = interp_weights(tb, Dual { v: (s_out[i] - step.s0) / h, d: 1.0 });
-            if iw.f_end.v != 0.0 || iw.f_end.d != 0.0 {
+            if iw.f_end.v != 0.0 || (tape.ts_grad && iw.f_end.d != 0.0) {
                 if !have_f_end {
                     nfe += 1;
                     f.eval(dir * step.s1, &y1, &mut f_end)?;
@@ -444,20 +451,27 @@ fn discrete<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R], mut extra: 
             }
             // value: ys_i = a0·y0 + a1·y1 + h·Σ c_j k_j + h·e·f_end
             let (a0, a1) = (R::from_f64(iw.y0.v), R::from_f64(iw.y1.v));
-            let mut dtheta = 0.0f64;
             for m in 0..n {
                 gy0[m] += a0 * wi[m];
                 gy[m] += a1 * wi[m];
-                let mut d = iw.y0.d * step.y0[m].to_f64() + iw.y1.d * y1[m].to_f64();
-                let mut dk = 0.0;
-                for j in 0..st {
-                    dk += iw.k[j].d * k[j][m].to_f64();
+            }
+            if tape.ts_grad {
+                let mut dtheta = 0.0f64;
+                for m in 0..n {
+                    let mut d = iw.y0.d * step.y0[m].to_f64() + iw.y1.d * y1[m].to_f64();
+                    let mut dk = 0.0;
+                    for j in 0..st {
+                        dk += iw.k[j].d * k[j][m].to_f64();
+                    }
+                    if have_f_end {
+                        dk += iw.f_end.d * f_end[m].to_f64();
+                    }
+                    d += h * dk;
+                    dtheta += wi[m].to_f64() * d;
                 }
-                if have_f_end {
-                    dk += iw.f_end.d * f_end[m].to_f64();
-                }
-                d += h * dk;
-                dtheta += wi[m].to_f64() * d;
+                // θ = (s_out − s0)/h: moving t_i moves θ; moving t_0 shifts every step (h fixed)
+                gt[i] += dir * dtheta / h;
+                gt[0] -= dir * dtheta / h;
             }
             for j in 0..st {
                 if iw.k[j].v != 0.0 {
@@ -473,9 +487,6 @@ fn discrete<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R], mut extra: 
                     fe_bar[m] += c * wi[m];
                 }
             }
-            // θ = (s_out − s0)/h: moving t_i moves θ; moving t_0 shifts every step (h fixed)
-            gt[i] += dir * dtheta / h;
-            gt[0] -= dir * dtheta / h;
         }
         if !is_zero(&fe_bar) {
             let g = vjp_acc(f, dir, step.s1, &y1, None, &fe_bar, &mut gy, &mut gp, &mut tmp_y, &mut tmp_p, &mut nfe)?;
@@ -542,6 +553,9 @@ fn discrete<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R], mut extra: 
     for m in 0..n {
         gy[m] += w[m];
     }
+    if !tape.ts_grad {
+        gt.fill(0.0);
+    }
     Ok(Grads { y0: gy.iter().map(|v| v.to_f64()).collect(), params: gp, ts: gt, stats: Stats { nfe, steps: tape.steps.len() as u64, ..Stats::default() } })
 }
 
@@ -602,7 +616,7 @@ fn adjoint<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R], mut extra: O
     for i in (1..nt).rev() {
         // direct effect of moving t_i: dL/dt_i = w_i · f(t_i, y_i)
         let wi = &w[i * n..(i + 1) * n];
-        if !is_zero(wi) {
+        if tape.ts_grad && !is_zero(wi) {
             stats.nfe += 1;
             aug.f.eval(tape.ts[i], &tape.ys[i * n..(i + 1) * n], &mut fy)?;
             let d: f64 = (0..n).map(|m| wi[m].to_f64() * fy[m].to_f64()).sum();
@@ -625,7 +639,9 @@ fn adjoint<R: Real>(f: &mut dyn VjpRhs<R>, tape: &Tape<R>, w: &[R], mut extra: O
     if nt == 1 {
         x[n..2 * n].copy_from_slice(&w[..n]);
     }
-    gt[0] = x[2 * n].to_f64();
+    if tape.ts_grad {
+        gt[0] = x[2 * n].to_f64();
+    }
     Ok(Grads {
         y0: x[n..2 * n].iter().map(|v| v.to_f64()).collect(),
         params: x[2 * n + 1..].iter().map(|v| v.to_f64()).collect(),
