@@ -21,7 +21,7 @@ use neurode_core::optim::Optimizer;
 use neurode_core::solver::{Method, Options};
 
 /// The digest test/pool.test.ts asserts too (its 'CNF' case).
-const GOLDEN_CNF: &str = "037e5ebc";
+const GOLDEN_CNF: &str = "d27d4c92";
 
 fn fit_cnf_digest() -> String {
     let (n, d) = (96, 2);

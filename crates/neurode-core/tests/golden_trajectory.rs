@@ -21,7 +21,7 @@ use neurode_core::optim::Optimizer;
 use neurode_core::solver::{self, FnRhs, Options, Stats};
 
 /// The digest test/pool.test.ts asserts too (its 'trajectory (ode_demo)' case).
-const GOLDEN_TRAJECTORY: &str = "e36e4052";
+const GOLDEN_TRAJECTORY: &str = "31069133";
 
 fn fit_trajectory_digest() -> String {
     // data
