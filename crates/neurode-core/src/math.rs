@@ -76,6 +76,9 @@ pub(crate) trait L32: Copy {
     fn eq(self, o: Self) -> Self::M;
     fn ne(self, o: Self) -> Self::M;
     fn sel(m: Self::M, a: Self, b: Self) -> Self;
+    /// As `L64::all` / `L64::any`.
+    fn all(m: Self::M) -> bool;
+    fn any(m: Self::M) -> bool;
     fn pmin(self, o: Self) -> Self;
     fn pmax(self, o: Self) -> Self;
     fn bits(self) -> Self::I;
@@ -249,6 +252,14 @@ impl L32 for f32 {
         } else {
             b
         }
+    }
+    #[inline(always)]
+    fn all(m: bool) -> bool {
+        m
+    }
+    #[inline(always)]
+    fn any(m: bool) -> bool {
+        m
     }
     #[inline(always)]
     fn pmin(self, o: Self) -> Self {
@@ -462,6 +473,14 @@ pub(crate) mod simd {
         #[inline(always)]
         fn sel(m: v128, a: Self, b: Self) -> Self {
             F32x4(v128_bitselect(a.0, b.0, m))
+        }
+        #[inline(always)]
+        fn all(m: v128) -> bool {
+            i32x4_all_true(m)
+        }
+        #[inline(always)]
+        fn any(m: v128) -> bool {
+            v128_any_true(m)
         }
         #[inline(always)]
         fn pmin(self, o: Self) -> Self {
@@ -970,6 +989,25 @@ pub(crate) mod k32 {
     #[inline(always)]
     pub fn tanh<V: L32>(x: V) -> V {
         let ax = abs(x);
+        let small = ax.lt(V::s(0.5));
+        if V::all(small) {
+            return tanh_poly(x, ax);
+        }
+        let big = tanh_exp(x, ax);
+        if V::any(small) { V::sel(small, tanh_poly(x, ax), big) } else { big }
+    }
+
+    /// As k64's: x + x³·P(x²) for |x| < ½ (5-term Chebyshev fit, error 5e-9, ≤ 1 ulp).
+    #[inline(always)]
+    fn tanh_poly<V: L32>(x: V, ax: V) -> V {
+        const P: [f32; 5] = [-0.3333333134651184, 0.1333322525024414, -0.05393346771597862, 0.021470682695508003, -0.006942941807210445];
+        let z = ax.mul(ax);
+        let r = ax.add(ax.mul(z.mul(estrin32(z, &P))));
+        V::from_bits(V::ior(r.bits(), V::iand(x.bits(), V::is(SIGN_MASK))))
+    }
+
+    #[inline(always)]
+    fn tanh_exp<V: L32>(x: V, ax: V) -> V {
         let e = expm1_nonpos(ax.mul(V::s(-2.0)));
         let t = V::s(0.0).sub(e).div(e.add(V::s(2.0)));
         let res = V::from_bits(V::ior(abs(t).bits(), V::iand(x.bits(), V::is(SIGN_MASK))));
