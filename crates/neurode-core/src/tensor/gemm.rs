@@ -271,7 +271,8 @@ pub(crate) mod simd {
     /// when enough row tiles reuse it; a few rows read B in place (small products).
     #[inline(always)]
     unsafe fn panel_rows<V: Vk, const NV: usize>(g: &GemmArgs<V::E>, c: *mut V::E, j: usize, p0: usize, kc: usize, panel: *mut V) {
-        let (bp, bs) = if g.m > PACK_MIN_ROWS {
+        // (a B whose rows are exactly one panel wide, n = NV·W = ldb, is a packed panel already)
+        let (bp, bs) = if g.m > PACK_MIN_ROWS && g.ldb != NV * V::W {
             pack::<V, NV>(g, p0, kc, j, panel);
             (panel as *const V::E, NV * V::W)
         } else {
