@@ -117,7 +117,7 @@ async function latent(ctx: DemoContext): Promise<DemoResult> {
     // `make demo` must finish within 15 minutes in all: the full Table 2 run is examples/latent-ode
     // --iterations N: N dense iterations for each model, then N/2 sparse ones
     iterations: ctx.iterations ?? (ctx.quick ? 40 : 200), rnnIterations: ctx.iterations ?? (ctx.quick ? 20 : 100),
-    sparseIterations: Math.ceil((ctx.iterations ?? (ctx.quick ? 40 : 200)) / 2), subsampleMin: 30,
+    sparseIterations: Math.ceil((ctx.iterations ?? (ctx.quick ? 40 : 200)) / 2), fineIterations: 0, subsampleMin: 30,
     seed: ctx.seed, dtype: 'float32', obsStd: 0.3, evalEvery: 0, counts: [30, 50, 100],
     log: (line) => process.stderr.write(line + '\n'), progress: ctx.progress,
   });
