@@ -17,7 +17,7 @@ const { values } = parseArgs({ options: {
   iterations: { type: 'string', default: '6000' },
   'rnn-iterations': { type: 'string', default: '3000' },
   'sparse-iterations': { type: 'string', default: '3000' },
-  'fine-iterations': { type: 'string', default: '1500' },
+  'fine-iterations': { type: 'string', default: '3000' },
   dtype: { type: 'string', default: 'float32' },
   'obs-std': { type: 'string', default: '0.3' },
   'subsample-min': { type: 'string', default: '30' },
