@@ -234,8 +234,9 @@ impl<R: Scalar> ClosedTrace<R> {
     }
 
     /// Reverse pass after `forward` with `cotangents` filled: the gradient w.r.t. z (B × D) and the
-    /// parameters (overwritten); returns the derivative w.r.t. t.
-    pub fn backward(&mut self, p: &[R], t: f64, out_z: &mut [R], dp: &mut [R]) -> f64 {
+    /// parameters (overwritten); returns the derivative w.r.t. t. Without `params` the weight
+    /// gradients are skipped (dp then holds only scratch; z and t are unchanged, bit for bit).
+    pub fn backward(&mut self, p: &[R], t: f64, out_z: &mut [R], dp: &mut [R], params: bool) -> f64 {
         let b = self.batch;
         let [l1, l2, l3] = self.l;
         let (d, h1, h2) = (l1.d_in, l1.d_out, l2.d_out);
@@ -245,8 +246,10 @@ impl<R: Scalar> ClosedTrace<R> {
         let (af, cr) = (&self.af[..b * d], &self.cr[..b]);
         let (y1, d1, y2, d2, u) = (&self.y1[..b * h1], &self.d1[..b * h1], &self.y2[..b * h2], &self.d2[..b * h2], &self.u[..b * h2]);
         let mut dt = 0.0;
-        // last layer
-        tensor::linear_grad_weight_raw(b, h2, d, af, y2, &mut dp[l3.w0()..], ld3, false);
+        // last layer (the bias gradients also give ∂/∂t: always)
+        if params {
+            tensor::linear_grad_weight_raw(b, h2, d, af, y2, &mut dp[l3.w0()..], ld3, false);
+        }
         dt += l3.bias_time_grad(b, af, p, tr, dp);
         let gh2 = &mut self.gh2[..b * h2];
         tensor::linear_grad_input_raw(b, h2, d, af, w3, ld3, gh2);
@@ -264,18 +267,20 @@ impl<R: Scalar> ClosedTrace<R> {
         }
         // S = Σ_rows c·d2 d1ᵀ; v·c = (c·D2)·C
         let s = &mut self.s[..h2 * h1];
-        tensor::linear_grad_weight_raw(b, h1, h2, cd2, d1, s, h1, false);
         let v = &mut self.v[..b * h1];
         gemm(b, h1, h2, cd2, h2, &self.c, h1, v);
         // middle layer: ∂W2 = S ⊙ G + Σ_rows gh2 y1ᵀ, then S becomes ∂G = S ⊙ W2
         let w20 = l2.w0();
-        for j in 0..h2 {
-            for i in 0..h1 {
-                dp[w20 + j * ld2 + i] = s[j * h1 + i] * self.g[j * h1 + i];
-                s[j * h1 + i] = s[j * h1 + i] * w2[j * ld2 + i];
+        if params {
+            tensor::linear_grad_weight_raw(b, h1, h2, cd2, d1, s, h1, false);
+            for j in 0..h2 {
+                for i in 0..h1 {
+                    dp[w20 + j * ld2 + i] = s[j * h1 + i] * self.g[j * h1 + i];
+                    s[j * h1 + i] = s[j * h1 + i] * w2[j * ld2 + i];
+                }
             }
+            tensor::linear_grad_weight_raw(b, h1, h2, gh2, y1, &mut dp[w20..], ld2, true);
         }
-        tensor::linear_grad_weight_raw(b, h1, h2, gh2, y1, &mut dp[w20..], ld2, true);
         dt += l2.bias_time_grad(b, gh2, p, tr, dp);
         let gh1 = &mut self.gh1[..b * h1];
         tensor::linear_grad_input_raw(b, h1, h2, gh2, w2, ld2, gh1);
@@ -295,9 +300,12 @@ impl<R: Scalar> ClosedTrace<R> {
         }
         // first layer
         let w10 = l1.w0();
-        tensor::linear_grad_weight_raw(b, d, h1, gh1, &self.z[..b * d], &mut dp[w10..], ld1, false);
         dt += l1.bias_time_grad(b, gh1, p, tr, dp);
         tensor::linear_grad_input_raw(b, d, h1, gh1, w1, ld1, &mut out_z[..b * d]);
+        if !params {
+            return dt;
+        }
+        tensor::linear_grad_weight_raw(b, d, h1, gh1, &self.z[..b * d], &mut dp[w10..], ld1, false);
         // ∂G into W3 and W1
         // (sums over j run across rows of S, so many columns i accumulate side by side)
         let w30 = l3.w0();
