@@ -146,6 +146,49 @@ describe('RNNBaseline', () => {
     expect(code(() => new RNNBaseline({ obsDim: 2, hidden: 0 }))).toBe('INVALID_ARGUMENT:hidden');
     m.dispose(); back.dispose();
   });
+  it('subsample: trains on random subsets of each row (a 2-point subset is one of the row\'s pairs)', async () => {
+    const m = new RNNBaseline({ obsDim: 2, hidden: 4, seed: 3 });
+    const T = 5;
+    const series = (row: number, mask: Uint8Array) => ({ batch: 1, times: data.times.slice(row * T, row * T + T), values: data.values.slice(row * T * 2, row * T * 2 + T * 2), mask });
+    const pack = (d: ReturnType<typeof series>) => ({ batch: 1, slots: T, times: d.times, values: d.values, mask: d.mask });
+    for (const row of [0, 1]) {
+      const own = data.mask.slice(row * T, row * T + T);
+      const used = [...own.keys()].filter((k) => own[k]);
+      // the dense loss of every pair of the row's observations
+      const pairs = new Set<number>();
+      for (let a = 0; a < used.length; a++) for (let b = a + 1; b < used.length; b++) {
+        const mk = new Uint8Array(T); mk[used[a]!] = 1; mk[used[b]!] = 1;
+        pairs.add(m.loss(series(row, mk)).loss);
+      }
+      const seen = new Set<number>();
+      for (let it = 0; it < 12; it++) {
+        const r = m.lossShard({ series: pack(series(row, own)), rows: Float64Array.of(row), seed: 4, iteration: it, subsample: { min: 2, max: 2 } });
+        expect(pairs.has(r.loss)).toBe(true);
+        seen.add(r.loss);
+      }
+      expect(seen.size).toBeGreaterThan(1); // the subset changes with the iteration
+      // one point leaves no next-step pair; at least all points is the dense loss
+      const one = m.lossShard({ series: pack(series(row, own)), rows: Float64Array.of(row), seed: 4, iteration: 0, subsample: { min: 1, max: 1 } });
+      expect(one.loss).toBe(0);
+      expect(one.grad.every((g) => g === 0)).toBe(true);
+      const all = m.lossShard({ series: pack(series(row, own)), rows: Float64Array.of(row), seed: 4, iteration: 0, subsample: { min: 9, max: 9 } });
+      expect(all.loss).toBe(m.loss(series(row, own)).loss);
+    }
+    const d = spirals({ n: 16, nsample: 20, ntotal: 100, seed: 1 });
+    const fit = async (subsample?: { min: number; max: number }) => {
+      const r = new RNNBaseline({ obsDim: 2, hidden: 4, seed: 3 });
+      const h = await r.fit(d.observed, { iterations: 10, lr: 0.02, shardSize: 5, subsample });
+      const out = { loss: h.loss, digest: r.digest() };
+      r.dispose();
+      return out;
+    };
+    const dense = await fit(), all = await fit({ min: 20, max: 20 }), sparse = await fit({ min: 5, max: 12 });
+    expect(all).toEqual(dense);
+    expect(sparse.digest).not.toBe(dense.digest);
+    expect(await fit({ min: 5, max: 12 })).toEqual(sparse);
+    await expect(m.fit(d.observed, { iterations: 1, subsample: { min: 3, max: 2 } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'subsample.max' });
+    m.dispose();
+  });
 });
 
 describe('datasets.spirals', () => {

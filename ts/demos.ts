@@ -115,8 +115,10 @@ async function spiral(ctx: DemoContext): Promise<DemoResult> {
 async function latent(ctx: DemoContext): Promise<DemoResult> {
   const r = await runTable2({
     // `make demo` must finish within 15 minutes in all: the full Table 2 run is examples/latent-ode
-    iterations: ctx.iterations ?? (ctx.quick ? 40 : 250), rnnIterations: ctx.iterations ?? (ctx.quick ? 20 : 120), seed: ctx.seed, dtype: 'float32', obsStd: 0.1,
-    subsampleMin: 30, evalEvery: 0, counts: [30, 50, 100],
+    // --iterations N: N dense iterations for each model, then N/2 sparse ones
+    iterations: ctx.iterations ?? (ctx.quick ? 40 : 200), rnnIterations: ctx.iterations ?? (ctx.quick ? 20 : 100),
+    sparseIterations: Math.ceil((ctx.iterations ?? (ctx.quick ? 40 : 200)) / 2), fineIterations: 0, subsampleMin: 30,
+    seed: ctx.seed, dtype: 'float32', obsStd: 0.3, evalEvery: 0, counts: [30, 50, 100],
     log: (line) => process.stderr.write(line + '\n'), progress: ctx.progress,
   });
   writeFileSync(path.join(ctx.out, 'latent-fig8.svg'), r.svg);

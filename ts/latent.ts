@@ -190,9 +190,10 @@ export interface LatentODEOptions {
 export interface LatentFitOptions extends FitOptions {
   /** Rows per shard (fixed: results do not depend on the pool). Default 100. */
   shardSize?: number;
-  /** Show the encoder a random subset of min..max of each row's observations per iteration
-   *  (all are still scored): trains it for sparse inputs. */
-  subsample?: { min: number; max: number };
+  /** Train for sparse inputs with a random subset of min..max of each row's observations per
+   *  iteration: the latent ODE's encoder sees only the subset (all points are still scored); the
+   *  RNN baseline reads and predicts only the subset. */
+  subsample?: Subsample;
 }
 
 interface LatentConfig {
@@ -233,6 +234,16 @@ function latentConfig(o: unknown): LatentConfig {
     maxSteps: positiveInteger('maxSteps', v.maxSteps ?? 100_000),
     grad: oneOf('grad', v.grad ?? 'backprop', GRAD_MODES),
   };
+}
+
+type Subsample = { min: number; max: number };
+
+function subsampleOption(v: unknown): Subsample | undefined {
+  if (v === undefined) return undefined;
+  const ss = plainObject('subsample', v);
+  const min = positiveInteger('subsample.min', ss.min), max = positiveInteger('subsample.max', ss.max);
+  if (max < min) throw invalid('subsample.max', 'must be >= subsample.min');
+  return { min, max };
 }
 
 /**
@@ -293,7 +304,7 @@ export class LatentODE extends CoreModel {
    * Mean negative ELBO of `rows` (indices into the data set, they key ε) and its gradient, for
    * iteration `iteration`; one core call.
    */
-  elboShard(p: { series: PackedSeries; rows: Float64Array; seed: number; iteration: number; subsample?: { min: number; max: number } }): ShardResult & { recon: number; kl: number; poisson: number } {
+  elboShard(p: { series: PackedSeries; rows: Float64Array; seed: number; iteration: number; subsample?: Subsample }): ShardResult & { recon: number; kl: number; poisson: number } {
     const h = this.h.get();
     const x = core().exports;
     const s = new Scratch(x);
@@ -328,13 +339,7 @@ export class LatentODE extends CoreModel {
     const n = series.batch;
     const batchSize = Math.min(n, o.batchSize ?? n);
     const shardSize = positiveInteger('shardSize', o.shardSize ?? 100);
-    let subsample: { min: number; max: number } | undefined;
-    if (o.subsample !== undefined) {
-      const ss = plainObject('subsample', o.subsample);
-      const min = positiveInteger('subsample.min', ss.min), max = positiveInteger('subsample.max', ss.max);
-      if (max < min) throw invalid('subsample.max', 'must be >= subsample.min');
-      subsample = { min, max };
-    }
+    const subsample = subsampleOption(o.subsample);
     const seed = o.seed ?? 0;
     return fitSeries(this, 'latent', o, series, batchSize, shardSize, (rows, it, weight) =>
       ({ kernel: LATENT_KERNEL, payload: { series: takeRows(series, rows, this.obsDim), rows, seed, iteration: it, subsample, weight } }));
@@ -439,15 +444,22 @@ export class RNNBaseline extends CoreModel {
 
   get obsDim(): number { return this.config.obsDim; }
 
-  /** Mean next-step squared error of a batch and its gradient (one core call). */
-  lossShard(series: PackedSeries): ShardResult {
+  /**
+   * Mean next-step squared error of a batch and its gradient (one core call); with `subsample`,
+   * of random subsets of the rows' observations keyed by (rows, seed, iteration).
+   */
+  lossShard(p: { series: PackedSeries; rows?: Float64Array; seed?: number; iteration?: number; subsample?: Subsample }): ShardResult {
     const h = this.h.get();
     const x = core().exports;
     const s = new Scratch(x);
+    const sr = p.series;
+    const rows = p.rows ?? Float64Array.from({ length: sr.batch }, (_, i) => i);
+    if (rows.length !== sr.batch) throw invalid('rows', `must hold ${sr.batch} row indices`);
     try {
-      const { t, v, m } = putSeries(s, series, x);
-      const gp = s.alloc(this.numParams * 8), lp = s.alloc(8);
-      callCore((k) => k.nd_rnn_loss(h, series.batch, series.slots, t, v, m, gp, this.numParams, lp));
+      const { t, v, m } = putSeries(s, sr, x);
+      const rp = s.put(rows), gp = s.alloc(this.numParams * 8), lp = s.alloc(8);
+      const [lo, hi] = seedParts(p.seed ?? 0);
+      callCore((k) => k.nd_rnn_loss(h, sr.batch, sr.slots, t, v, m, rp, lo, hi, p.iteration ?? 0, p.subsample?.min ?? 0, p.subsample?.max ?? 0, gp, this.numParams, lp));
       return { loss: s.f64(lp, 1)[0]!, weight: 1, grad: s.f64(gp, this.numParams).slice(), nfeForward: 0, nfeBackward: 0 };
     } finally {
       s.free();
@@ -455,7 +467,7 @@ export class RNNBaseline extends CoreModel {
   }
 
   loss(data: TimeSeriesBatch): { loss: number; grad: Float64Array } {
-    const r = this.lossShard(packSeries(data, this.obsDim));
+    const r = this.lossShard({ series: packSeries(data, this.obsDim) });
     return { loss: r.loss, grad: r.grad };
   }
 
@@ -466,8 +478,10 @@ export class RNNBaseline extends CoreModel {
     const n = series.batch;
     const batchSize = Math.min(n, o.batchSize ?? n);
     const shardSize = positiveInteger('shardSize', o.shardSize ?? 100);
-    return fitSeries(this, 'rnn', o, series, batchSize, shardSize, (rows, _it, weight) =>
-      ({ kernel: RNN_KERNEL, payload: { series: takeRows(series, rows, this.obsDim), weight } }));
+    const subsample = subsampleOption(o.subsample);
+    const seed = o.seed ?? 0;
+    return fitSeries(this, 'rnn', o, series, batchSize, shardSize, (rows, it, weight) =>
+      ({ kernel: RNN_KERNEL, payload: { series: takeRows(series, rows, this.obsDim), rows, seed, iteration: it, subsample, weight } }));
   }
 
   /** Autoregressive predictions at `ts` (increasing): batch × ts.length × obsDim. */
@@ -513,6 +527,6 @@ export class RNNBaseline extends CoreModel {
 
 registerShardKernel(
   RNN_KERNEL,
-  (model, p) => ({ ...(model as RNNBaseline).lossShard(p.series as PackedSeries), weight: p.weight as number }),
+  (model, p) => ({ ...(model as RNNBaseline).lossShard(p as Parameters<RNNBaseline['lossShard']>[0]), weight: p.weight as number }),
   (json) => RNNBaseline.fromJSON(json),
 );

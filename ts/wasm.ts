@@ -53,7 +53,10 @@ export interface CoreExports {
     handle: number, batch: number, slots: number, times: number, values: number, mask: number, ts: number, nts: number,
     samples: number, seedLo: number, seedHi: number, t0: number, sopts: number, out: number, stats: number,
   ): number;
-  nd_rnn_loss(handle: number, batch: number, slots: number, times: number, values: number, mask: number, grad: number, np: number, loss: number): number;
+  nd_rnn_loss(
+    handle: number, batch: number, slots: number, times: number, values: number, mask: number, rows: number,
+    seedLo: number, seedHi: number, iteration: number, keepMin: number, keepMax: number, grad: number, np: number, loss: number,
+  ): number;
   nd_rnn_predict(handle: number, batch: number, slots: number, times: number, values: number, mask: number, ts: number, nts: number, out: number): number;
   nd_spirals(
     n: number, ntotal: number, nsample: number, nextra: number, noise: number, seedLo: number, seedHi: number,

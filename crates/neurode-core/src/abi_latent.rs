@@ -213,17 +213,48 @@ pub unsafe extern "C" fn nd_latent_predict(
     status(r)
 }
 
-/// The RNN baseline's loss (written to `loss`) and gradient (f64, numParams).
+fn rnn_loss_typed<R: Scalar>(m: &RnnBaseline<R>, s: &Series, rows: &[f64], seed: u64, iteration: u64, keep: (u32, u32), grad: &mut [f64]) -> Result<f64> {
+    if keep.0 == 0 && keep.1 == 0 {
+        return m.loss_grad(s, grad);
+    }
+    let ids: Vec<u64> = rows.iter().map(|&r| whole(r, "rows", 9.0e15).map(|v| v as u64)).collect::<Result<_>>()?;
+    let sub = subsample_mask(s, &ids, seed, iteration, keep.0 as usize, keep.1 as usize)?;
+    m.loss_grad(&Series { mask: &sub, enc_mask: &sub, ..*s }, grad)
+}
+
+/// The RNN baseline's loss (written to `loss`) and gradient (f64, numParams). `keep_min`/
+/// `keep_max` (both 0 = off): each row is cut to a random subset of its observations (chosen as
+/// for the latent ODE's encoder, keyed by `rows`, seed and iteration), which the RNN reads and
+/// predicts, so it learns irregular gaps.
 #[no_mangle]
-pub unsafe extern "C" fn nd_rnn_loss(h: u32, batch: u32, slots: u32, times: *const f64, values: *const f64, mask: *const u8, grad: *mut f64, np: u32, loss: *mut f64) -> i32 {
-    let g = slice_mut(grad, np as usize);
-    let r = with_object(h, |obj| match obj {
-        Object::Rnn64(m) => m.loss_grad(&series(batch, slots, m.obs_dim, times, values, mask, mask)?, g),
-        Object::Rnn32(m) => m.loss_grad(&series(batch, slots, m.obs_dim, times, values, mask, mask)?, g),
-        _ => Err(wrong(h, "an RNN baseline")),
-    })
-    .map(|l| *loss = l);
-    status(r)
+pub unsafe extern "C" fn nd_rnn_loss(
+    h: u32,
+    batch: u32,
+    slots: u32,
+    times: *const f64,
+    values: *const f64,
+    mask: *const u8,
+    rows: *const f64,
+    seed_lo: u32,
+    seed_hi: u32,
+    iteration: f64,
+    keep_min: u32,
+    keep_max: u32,
+    grad: *mut f64,
+    np: u32,
+    loss: *mut f64,
+) -> i32 {
+    let r = (|| {
+        let g = slice_mut(grad, np as usize);
+        let it = whole(iteration, "iteration", 9.0e15)? as u64;
+        let (seed, rows, keep) = (seed64(seed_lo, seed_hi), slice(rows, batch), (keep_min, keep_max));
+        with_object(h, |obj| match obj {
+            Object::Rnn64(m) => rnn_loss_typed(m, &series(batch, slots, m.obs_dim, times, values, mask, mask)?, rows, seed, it, keep, g),
+            Object::Rnn32(m) => rnn_loss_typed(m, &series(batch, slots, m.obs_dim, times, values, mask, mask)?, rows, seed, it, keep, g),
+            _ => Err(wrong(h, "an RNN baseline")),
+        })
+    })();
+    status(r.map(|l| *loss = l))
 }
 
 #[no_mangle]

@@ -91,7 +91,11 @@ pub struct ClosedTrace<R: Scalar> {
     c: Vec<R>,
     ct: Vec<R>,
     s: Vec<R>,
-    wt: Vec<R>,
+    /// Transposed weights W1ᵀ, W2ᵀ, W3ᵀ (the forward gemms' B operands).
+    wt: [Vec<R>; 3],
+    /// The parameters G, C, Cᵀ and `wt` were computed from: they are recomputed only when the
+    /// parameters change (once per solve, not per evaluation).
+    pcache: Vec<R>,
     beff: Vec<R>,
     // reverse pass
     af: Vec<R>,
@@ -116,7 +120,6 @@ impl<R: Scalar> ClosedTrace<R> {
         };
         let act = [act_of(&specs[1])?, act_of(&specs[3])?];
         let (h1, h2) = (l[0].d_out, l[1].d_out);
-        let max_w = l.iter().map(|x| x.d_in * x.d_out).max().unwrap_or(0);
         Some(ClosedTrace {
             l,
             act,
@@ -133,7 +136,8 @@ impl<R: Scalar> ClosedTrace<R> {
             c: vec![R::ZERO; h1 * h2],
             ct: vec![R::ZERO; h1 * h2],
             s: vec![R::ZERO; h1 * h2],
-            wt: vec![R::ZERO; max_w],
+            wt: [vec![R::ZERO; l[0].d_in * h1], vec![R::ZERO; h1 * h2], vec![R::ZERO; h2 * l[2].d_out]],
+            pcache: Vec::new(),
             beff: vec![R::ZERO; h1.max(h2).max(l[2].d_out)],
             af: Vec::new(),
             cr: Vec::new(),
@@ -180,25 +184,18 @@ impl<R: Scalar> ClosedTrace<R> {
         &mut self.z[..b * d]
     }
 
-    /// f (B × D) and tr ∂f/∂z (B) of the rows set by `input`.
-    pub fn forward(&mut self, p: &[R], t: f64) {
-        let b = self.batch;
+    /// Recomputes the batch-independent matrices when the parameters differ (bitwise) from
+    /// those they were computed from.
+    fn refresh(&mut self, p: &[R]) {
+        if self.pcache.len() == p.len() && self.pcache.iter().zip(p).all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits()) {
+            return;
+        }
         let [l1, l2, l3] = self.l;
         let (d, h1, h2) = (l1.d_in, l1.d_out, l2.d_out);
-        let tr = R::from_f64(t);
-        let y1 = &mut self.y1[..b * h1];
-        let d1 = &mut self.d1[..b * h1];
-        let y2 = &mut self.y2[..b * h2];
-        let d2 = &mut self.d2[..b * h2];
-        l1.beff(p, tr, &mut self.beff);
-        tensor::linear_forward_raw(b, d, h1, &self.z[..b * d], &p[l1.w0()..], l1.ld(), Some(&self.beff[..h1]), self.act[0], y1, &mut self.wt);
-        act_d1(self.act[0], y1, y1, d1);
-        l2.beff(p, tr, &mut self.beff);
-        tensor::linear_forward_raw(b, h1, h2, y1, &p[l2.w0()..], l2.ld(), Some(&self.beff[..h2]), self.act[1], y2, &mut self.wt);
-        act_d1(self.act[1], y2, y2, d2);
-        l3.beff(p, tr, &mut self.beff);
-        tensor::linear_forward_raw(b, h2, d, y2, &p[l3.w0()..], l3.ld(), Some(&self.beff[..d]), Act::Identity, &mut self.f[..b * d], &mut self.wt);
-        // G, C = W2 ⊙ G and Cᵀ (batch-independent)
+        for (wt, l) in self.wt.iter_mut().zip(&self.l) {
+            tensor::transpose_raw(l.d_out, l.d_in, &p[l.w0()..], l.ld(), wt);
+        }
+        // G, C = W2 ⊙ G and Cᵀ
         let (w1, w2, w3) = (&p[l1.w0()..], &p[l2.w0()..], &p[l3.w0()..]);
         let (ld1, ld2, ld3) = (l1.ld(), l2.ld(), l3.ld());
         for j in 0..h2 {
@@ -213,6 +210,30 @@ impl<R: Scalar> ClosedTrace<R> {
                 self.ct[i * h2 + j] = c;
             }
         }
+        self.pcache.clear();
+        self.pcache.extend_from_slice(p);
+    }
+
+    /// f (B × D) and tr ∂f/∂z (B) of the rows set by `input`.
+    pub fn forward(&mut self, p: &[R], t: f64) {
+        self.refresh(p);
+        let b = self.batch;
+        let [l1, l2, l3] = self.l;
+        let (d, h1, h2) = (l1.d_in, l1.d_out, l2.d_out);
+        let tr = R::from_f64(t);
+        let y1 = &mut self.y1[..b * h1];
+        let d1 = &mut self.d1[..b * h1];
+        let y2 = &mut self.y2[..b * h2];
+        let d2 = &mut self.d2[..b * h2];
+        // the gemms of tensor::linear_forward with the cached transposes
+        l1.beff(p, tr, &mut self.beff);
+        gemm_act(b, h1, d, &self.z[..b * d], &self.wt[0], Some(&self.beff[..h1]), self.act[0], y1);
+        act_d1(self.act[0], y1, y1, d1);
+        l2.beff(p, tr, &mut self.beff);
+        gemm_act(b, h2, h1, y1, &self.wt[1], Some(&self.beff[..h2]), self.act[1], y2);
+        act_d1(self.act[1], y2, y2, d2);
+        l3.beff(p, tr, &mut self.beff);
+        gemm_act(b, d, h2, y2, &self.wt[2], Some(&self.beff[..d]), Act::Identity, &mut self.f[..b * d]);
         // U = D1·Cᵀ, tr = Σ_j d2·u
         let u = &mut self.u[..b * h2];
         gemm(b, h2, h1, d1, h1, &self.ct, h2, u);
@@ -234,8 +255,9 @@ impl<R: Scalar> ClosedTrace<R> {
     }
 
     /// Reverse pass after `forward` with `cotangents` filled: the gradient w.r.t. z (B × D) and the
-    /// parameters (overwritten); returns the derivative w.r.t. t.
-    pub fn backward(&mut self, p: &[R], t: f64, out_z: &mut [R], dp: &mut [R]) -> f64 {
+    /// parameters (overwritten); returns the derivative w.r.t. t. Without `params` the weight
+    /// gradients are skipped (dp then holds only scratch; z and t are unchanged, bit for bit).
+    pub fn backward(&mut self, p: &[R], t: f64, out_z: &mut [R], dp: &mut [R], params: bool) -> f64 {
         let b = self.batch;
         let [l1, l2, l3] = self.l;
         let (d, h1, h2) = (l1.d_in, l1.d_out, l2.d_out);
@@ -245,8 +267,10 @@ impl<R: Scalar> ClosedTrace<R> {
         let (af, cr) = (&self.af[..b * d], &self.cr[..b]);
         let (y1, d1, y2, d2, u) = (&self.y1[..b * h1], &self.d1[..b * h1], &self.y2[..b * h2], &self.d2[..b * h2], &self.u[..b * h2]);
         let mut dt = 0.0;
-        // last layer
-        tensor::linear_grad_weight_raw(b, h2, d, af, y2, &mut dp[l3.w0()..], ld3, false);
+        // last layer (the bias gradients also give ∂/∂t: always)
+        if params {
+            tensor::linear_grad_weight_raw(b, h2, d, af, y2, &mut dp[l3.w0()..], ld3, false);
+        }
         dt += l3.bias_time_grad(b, af, p, tr, dp);
         let gh2 = &mut self.gh2[..b * h2];
         tensor::linear_grad_input_raw(b, h2, d, af, w3, ld3, gh2);
@@ -264,18 +288,20 @@ impl<R: Scalar> ClosedTrace<R> {
         }
         // S = Σ_rows c·d2 d1ᵀ; v·c = (c·D2)·C
         let s = &mut self.s[..h2 * h1];
-        tensor::linear_grad_weight_raw(b, h1, h2, cd2, d1, s, h1, false);
         let v = &mut self.v[..b * h1];
         gemm(b, h1, h2, cd2, h2, &self.c, h1, v);
         // middle layer: ∂W2 = S ⊙ G + Σ_rows gh2 y1ᵀ, then S becomes ∂G = S ⊙ W2
         let w20 = l2.w0();
-        for j in 0..h2 {
-            for i in 0..h1 {
-                dp[w20 + j * ld2 + i] = s[j * h1 + i] * self.g[j * h1 + i];
-                s[j * h1 + i] = s[j * h1 + i] * w2[j * ld2 + i];
+        if params {
+            tensor::linear_grad_weight_raw(b, h1, h2, cd2, d1, s, h1, false);
+            for j in 0..h2 {
+                for i in 0..h1 {
+                    dp[w20 + j * ld2 + i] = s[j * h1 + i] * self.g[j * h1 + i];
+                    s[j * h1 + i] = s[j * h1 + i] * w2[j * ld2 + i];
+                }
             }
+            tensor::linear_grad_weight_raw(b, h1, h2, gh2, y1, &mut dp[w20..], ld2, true);
         }
-        tensor::linear_grad_weight_raw(b, h1, h2, gh2, y1, &mut dp[w20..], ld2, true);
         dt += l2.bias_time_grad(b, gh2, p, tr, dp);
         let gh1 = &mut self.gh1[..b * h1];
         tensor::linear_grad_input_raw(b, h1, h2, gh2, w2, ld2, gh1);
@@ -295,9 +321,12 @@ impl<R: Scalar> ClosedTrace<R> {
         }
         // first layer
         let w10 = l1.w0();
-        tensor::linear_grad_weight_raw(b, d, h1, gh1, &self.z[..b * d], &mut dp[w10..], ld1, false);
         dt += l1.bias_time_grad(b, gh1, p, tr, dp);
         tensor::linear_grad_input_raw(b, d, h1, gh1, w1, ld1, &mut out_z[..b * d]);
+        if !params {
+            return dt;
+        }
+        tensor::linear_grad_weight_raw(b, d, h1, gh1, &self.z[..b * d], &mut dp[w10..], ld1, false);
         // ∂G into W3 and W1
         // (sums over j run across rows of S, so many columns i accumulate side by side)
         let w30 = l3.w0();
@@ -361,6 +390,11 @@ fn act_d2_slice<R: Scalar>(act: Act, y: &[R], d: &[R], out: &mut [R]) {
         }
         _ => (0..n).for_each(|q| out[q] = act_d2(act, y[q], y[q], d[q])),
     }
+}
+
+/// Y (m × n) = act(X (m × k) · B (k × n) + bias), all dense.
+fn gemm_act<R: Scalar>(m: usize, n: usize, k: usize, x: &[R], b: &[R], bias: Option<&[R]>, act: Act, y: &mut [R]) {
+    R::gemm_raw(&GemmArgs { m, n, k, a: x, ars: k, acs: 1, b, ldb: n, ldc: n, accumulate: false, bias, act }, y);
 }
 
 /// C (m × n, dense) = A (m × k, row stride lda) · B (k × n, row stride ldb).

@@ -313,7 +313,7 @@ impl<R: Scalar> VjpRhs<R> for Cnf<R> {
 
     fn vjp(&mut self, t: f64, y: &[R], a: &[R], out_f: Option<&mut [R]>, out_y: &mut [R], out_p: &mut [R]) -> Result<f64> {
         if self.closed_applies() {
-            return self.closed_vjp(t, y, a, out_f, out_y, out_p);
+            return self.closed_vjp(t, y, a, out_f, out_y, out_p, true);
         }
         let b = self.run_forward(t, y)?;
         let (d, w, k, aug) = (self.d, self.width(), self.k, self.aug);
@@ -368,10 +368,18 @@ impl<R: Scalar> VjpRhs<R> for Cnf<R> {
         self.gz = g;
         Ok(dt)
     }
+
+    fn vjp_skip_params(&mut self, t: f64, y: &[R], a: &[R], out_f: Option<&mut [R]>, out_y: &mut [R], out_p: &mut [R]) -> Result<f64> {
+        if self.closed_applies() {
+            return self.closed_vjp(t, y, a, out_f, out_y, out_p, false);
+        }
+        self.vjp(t, y, a, out_f, out_y, out_p)
+    }
 }
 
 impl<R: Scalar> Cnf<R> {
-    fn closed_vjp(&mut self, t: f64, y: &[R], a: &[R], out_f: Option<&mut [R]>, out_y: &mut [R], out_p: &mut [R]) -> Result<f64> {
+    /// `params`: also a·∂f/∂θ into out_p (else out_p is scratch).
+    fn closed_vjp(&mut self, t: f64, y: &[R], a: &[R], out_f: Option<&mut [R]>, out_y: &mut [R], out_p: &mut [R], params: bool) -> Result<f64> {
         if a.len() != y.len() || out_y.len() != y.len() || out_p.len() != self.params.len() {
             return Err(Error::invalid("vjp: buffer lengths do not match the state"));
         }
@@ -391,7 +399,7 @@ impl<R: Scalar> Cnf<R> {
         if gz.len() < b * d {
             gz.resize(b * d, R::ZERO);
         }
-        let dt = c.backward(&self.params, t, &mut gz[..b * d], out_p);
+        let dt = c.backward(&self.params, t, &mut gz[..b * d], out_p, params);
         for r in 0..b {
             let oy = &mut out_y[r * w..(r + 1) * w];
             oy[..d].copy_from_slice(&gz[r * d..(r + 1) * d]);

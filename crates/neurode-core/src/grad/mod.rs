@@ -30,6 +30,12 @@ pub trait VjpRhs<R: Real>: Rhs<R> {
     /// Overwrites `out_y` with a·∂f/∂y and `out_p` with a·∂f/∂θ (summed over the batch) and
     /// returns a·∂f/∂t. With `out_f`, also writes f(t, y) (one evaluation serves both).
     fn vjp(&mut self, t: f64, y: &[R], a: &[R], out_f: Option<&mut [R]>, out_y: &mut [R], out_p: &mut [R]) -> Result<f64>;
+    /// `vjp` for a caller that never reads `out_p` (the adjoint's stages whose a_θ value is not
+    /// used, see `Rhs::eval_head`): a field may skip a·∂f/∂θ and leave `out_p` as scratch.
+    /// Everything else must be what `vjp` returns, bit for bit. Default: `vjp`.
+    fn vjp_skip_params(&mut self, t: f64, y: &[R], a: &[R], out_f: Option<&mut [R]>, out_y: &mut [R], out_p: &mut [R]) -> Result<f64> {
+        self.vjp(t, y, a, out_f, out_y, out_p)
+    }
     /// Length of the evaluation record `eval_rec` writes for a state of length n: what a later
     /// `vjp_rec` at the same point needs to skip the forward pass (a network's activations).
     /// 0 (the default): no records; the discrete modes call `vjp`.
@@ -568,22 +574,41 @@ struct Augmented<'a, R: Real> {
     tmp_p: Vec<R>,
 }
 
-impl<'a, R: Real> Rhs<R> for Augmented<'a, R> {
-    fn eval(&mut self, t: f64, x: &[R], dx: &mut [R]) -> Result<()> {
+impl<'a, R: Real> Augmented<'a, R> {
+    /// dx = [f, −a·∂f/∂z, −a·∂f/∂t, −a·∂f/∂θ], the last block zeros when `params` is false.
+    fn derivative(&mut self, t: f64, x: &[R], dx: &mut [R], params: bool) -> Result<()> {
         let n = self.n;
         let (z, rest) = x.split_at(n);
         let a = &rest[..n];
         let (dz, drest) = dx.split_at_mut(n);
-        let gt = self.f.vjp(t, z, a, Some(dz), &mut self.tmp_y, &mut self.tmp_p)?;
+        let gt = if params {
+            self.f.vjp(t, z, a, Some(dz), &mut self.tmp_y, &mut self.tmp_p)?
+        } else {
+            self.f.vjp_skip_params(t, z, a, Some(dz), &mut self.tmp_y, &mut self.tmp_p)?
+        };
         let (da, drest) = drest.split_at_mut(n);
         for m in 0..n {
             da[m] = -self.tmp_y[m];
         }
         drest[0] = -R::from_f64(gt);
-        for (d, v) in drest[1..].iter_mut().zip(self.tmp_p.iter()) {
-            *d = -*v;
+        if params {
+            for (d, v) in drest[1..].iter_mut().zip(self.tmp_p.iter()) {
+                *d = -*v;
+            }
+        } else {
+            drest[1..].iter_mut().for_each(|d| *d = R::ZERO);
         }
         Ok(())
+    }
+}
+
+impl<'a, R: Real> Rhs<R> for Augmented<'a, R> {
+    fn eval(&mut self, t: f64, x: &[R], dx: &mut [R]) -> Result<()> {
+        self.derivative(t, x, dx, true)
+    }
+    /// Past [z, a, a_t] only a_θ remains (it never feeds back): skip a·∂f/∂θ.
+    fn eval_head(&mut self, t: f64, x: &[R], dx: &mut [R], m: usize) -> Result<()> {
+        self.derivative(t, x, dx, m > 2 * self.n + 1)
     }
     /// a_t and a_θ never feed back: the stiff solver's Newton matrix covers [z, a] only.
     fn implicit_dim(&self) -> Option<usize> {

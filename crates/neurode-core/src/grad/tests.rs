@@ -313,3 +313,60 @@ fn skipping_ts_gradients_keeps_the_other_gradients() {
         }
     }
 }
+
+/// `Lin` that poisons a·∂f/∂θ whenever the adjoint says it is not needed, and counts those calls.
+struct Skipping {
+    f: Lin,
+    skipped: usize,
+}
+
+impl Rhs<f64> for Skipping {
+    fn eval(&mut self, t: f64, y: &[f64], dy: &mut [f64]) -> Result<()> {
+        self.f.eval(t, y, dy)
+    }
+}
+
+impl VjpRhs<f64> for Skipping {
+    fn num_params(&self) -> usize {
+        self.f.num_params()
+    }
+    fn vjp(&mut self, t: f64, y: &[f64], a: &[f64], out_f: Option<&mut [f64]>, out_y: &mut [f64], out_p: &mut [f64]) -> Result<f64> {
+        self.f.vjp(t, y, a, out_f, out_y, out_p)
+    }
+    fn vjp_skip_params(&mut self, t: f64, y: &[f64], a: &[f64], out_f: Option<&mut [f64]>, out_y: &mut [f64], out_p: &mut [f64]) -> Result<f64> {
+        self.skipped += 1;
+        let g = self.f.vjp(t, y, a, out_f, out_y, out_p)?;
+        out_p.iter_mut().for_each(|v| *v = f64::NAN);
+        Ok(g)
+    }
+}
+
+#[test]
+fn seminorm_adjoint_skips_unused_parameter_gradients_exactly() {
+    // (method, seminorm, whether every step skips a stage)
+    for (method, seminorm, per_step) in [(Method::Dopri5, true, true), (Method::Dopri5, false, false), (Method::Tsit5, true, false), (Method::Bosh3, true, false)] {
+        let (f, y0, ts, w) = problem();
+        let mut o = opts(Mode::Adjoint, method, 1e-7);
+        o.seminorm = seminorm;
+        let mut plain = f;
+        let tape = forward(&mut plain, &y0, &ts, &o).unwrap();
+        let want = backward(&mut plain, tape, &w).unwrap();
+        let mut sk = Skipping { f: problem().0, skipped: 0 };
+        let tape = forward(&mut sk, &y0, &ts, &o).unwrap();
+        let got = backward(&mut sk, tape, &w).unwrap();
+        // the skipped values reach nothing: same bits (a poisoned one would show as NaN)
+        for (a, b) in [(&got.y0, &want.y0), (&got.params, &want.params), (&got.ts, &want.ts)] {
+            assert_eq!(a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), b.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "{method:?} seminorm {seminorm}");
+        }
+        assert_eq!(got.stats, want.stats);
+        // the initial-step probe of every interval (only normed) and dopri5's second stage of
+        // every attempted step; nothing under the full norm
+        let intervals = (ts.len() - 1) as u64;
+        let want_skips = match (seminorm, per_step) {
+            (false, _) => 0,
+            (true, false) => intervals,
+            (true, true) => intervals + got.stats.steps + got.stats.rejected,
+        };
+        assert_eq!(sk.skipped as u64, want_skips, "{method:?} seminorm {seminorm}");
+    }
+}

@@ -29,6 +29,13 @@ pub trait Rhs<R: Real> {
     fn implicit_dim(&self) -> Option<usize> {
         None
     }
+    /// `eval` for a caller that never reads dy[m..], where m ≥ `implicit_dim` (those components
+    /// neither feed back into f nor enter the error norm, and this stage's value of them is not
+    /// part of the solution: the adjoint's a_θ at dopri5's second stage under the seminorm).
+    /// The field may skip computing them and write zeros there. Default: `eval`.
+    fn eval_head(&mut self, t: f64, y: &[R], dy: &mut [R], _m: usize) -> Result<()> {
+        self.eval(t, y, dy)
+    }
 }
 
 /// One accepted step, in internal time s (t = dir·s): what the gradient modes record.
@@ -201,6 +208,8 @@ pub struct Directed<'a, R: Real> {
     pub rhs: &'a mut dyn Rhs<R>,
     pub dir: f64,
     pub nfe: u64,
+    /// Components from here on are passive (see `passive_from`); the state length if none.
+    pub passive: usize,
 }
 
 impl<'a, R: Real> Directed<'a, R> {
@@ -214,6 +223,32 @@ impl<'a, R: Real> Directed<'a, R> {
             }
         }
         Ok(())
+    }
+
+    /// `eval` whose passive components are not read by the caller.
+    #[inline]
+    fn eval_head(&mut self, s: f64, y: &[R], dy: &mut [R]) -> Result<()> {
+        if self.passive >= y.len() {
+            return self.eval(s, y, dy);
+        }
+        self.nfe += 1;
+        self.rhs.eval_head(self.dir * s, y, dy, self.passive)?;
+        if self.dir < 0.0 {
+            for v in dy.iter_mut() {
+                *v = -*v;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// First index of the passive tail of an explicit RK solve's state: components that do not feed
+/// back into f (past `implicit_dim`) and lie outside every norm group, so a stage whose value
+/// reaches neither the solution nor the dense output need not compute them. n: none.
+fn passive_from<R: Real>(rhs: &dyn Rhs<R>, o: &Options, n: usize) -> usize {
+    match (rhs.implicit_dim(), o.norm_groups.is_empty()) {
+        (Some(m), false) => o.norm_groups.iter().fold(m, |p, &(a, l)| p.max(a + l)).min(n),
+        _ => n,
     }
 }
 
@@ -249,7 +284,11 @@ pub fn solve<R: Real>(
         return Ok(());
     }
     let dir = if ts[1] > ts[0] { 1.0 } else { -1.0 };
-    let mut f = Directed { rhs, dir, nfe: 0 };
+    let passive = match o.method {
+        Method::Kvaerno5 | Method::ExplicitAdams | Method::ImplicitAdams => n,
+        _ => passive_from(rhs, o, n),
+    };
+    let mut f = Directed { rhs, dir, nfe: 0, passive };
     let r = match o.method {
         Method::Kvaerno5 => stiff::integrate(&mut f, y0, ts, o, out, stats, observer),
         Method::ExplicitAdams | Method::ImplicitAdams => adams::integrate(&mut f, y0, ts, o, out, stats, observer),
@@ -341,7 +380,8 @@ pub(crate) fn initial_step<R: Real>(f: &mut Directed<R>, s0: f64, y0: &[R], f0: 
     for i in 0..y0.len() {
         tmp[i] = y0[i] + h0r * f0[i];
     }
-    f.eval(s0 + h0, tmp, f1)?;
+    // f1 only enters a norm: its passive components are never read
+    f.eval_head(s0 + h0, tmp, f1)?;
     for i in 0..y0.len() {
         tmp[i] = f1[i] - f0[i];
     }
@@ -370,7 +410,12 @@ fn rk_step<R: Real>(f: &mut Directed<R>, tb: &Tableau, s: f64, h: f64, s_end_eva
         // stage state y + h Σ a_ij k_j, written into y_new (reused as scratch)
         let (ks, rest) = w.k.split_at_mut(i);
         stage_state(tb, i, hr, &w.y, ks, &mut w.y_new);
-        f.eval(stage_time(tb, i, s, h, s, s_end_eval), &w.y_new, &mut rest[0])?;
+        let si = stage_time(tb, i, s, h, s, s_end_eval);
+        if tb.stage_in_output(i) {
+            f.eval(si, &w.y_new, &mut rest[0])?;
+        } else {
+            f.eval_head(si, &w.y_new, &mut rest[0])?;
+        }
     }
     if !tb.fsal {
         step_end_state(tb, hr, &w.y, &w.k, &mut w.y_new);

@@ -41,6 +41,17 @@ impl Tableau {
     pub fn adaptive(&self) -> bool {
         !self.e.is_empty()
     }
+    /// Whether stage i's value reaches the step's solution or its dense output (otherwise it
+    /// feeds only later stages and the error estimate: dopri5's second stage).
+    pub fn stage_in_output(&self, i: usize) -> bool {
+        let last = i + 1 == self.stages();
+        let interp = match self.interp {
+            Interp::Hermite => i == 0 || (self.fsal && last),
+            Interp::Quartic(mid) => i == 0 || last || mid[i] != 0.0,
+            Interp::Tsit5 | Interp::Dopri8 => true,
+        };
+        self.b[i] != 0.0 || (self.fsal && last) || interp
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -116,6 +116,12 @@ pub(crate) mod simd {
         fn vadd(self, o: Self) -> Self;
         fn vmul(self, o: Self) -> Self;
         fn vact(self, a: Act) -> Self;
+        /// Columns j, j + 1 (the last two, narrower than a vector) of rows 0..r for some r,
+        /// returned; the caller finishes the rest. Default: none.
+        #[inline(always)]
+        unsafe fn narrow_pairs(_g: &GemmArgs<Self::E>, _c: *mut Self::E, _j: usize) -> usize {
+            0
+        }
     }
 
     impl Vk for F64x2 {
@@ -181,6 +187,49 @@ pub(crate) mod simd {
         #[inline(always)]
         fn vact(self, a: Act) -> Self {
             act32(a, self)
+        }
+        /// Two rows per vector, lanes (i, j), (i, j + 1), (i + 1, j), (i + 1, j + 1): four
+        /// products per multiply where the scalar tail does one (a 2-d flow's input and output
+        /// layers), each lane with `one`'s exact sequence.
+        #[inline(always)]
+        unsafe fn narrow_pairs(g: &GemmArgs<f32>, c: *mut f32, j: usize) -> usize {
+            const G: usize = 4; // vectors per group: 8 rows
+            let mut i = 0;
+            while i + 2 * G <= g.m {
+                let mut acc = [f32x4_splat(0.0); G];
+                if g.accumulate {
+                    for q in 0..G {
+                        let lo = v128_load64_splat(c.add((i + 2 * q) * g.ldc + j) as *const u64);
+                        let hi = v128_load64_splat(c.add((i + 2 * q + 1) * g.ldc + j) as *const u64);
+                        acc[q] = i32x4_shuffle::<0, 1, 6, 7>(lo, hi);
+                    }
+                }
+                let mut pa = g.a.as_ptr().add(i * g.ars);
+                let mut pb = g.b.as_ptr().add(j);
+                for _ in 0..g.k {
+                    let bv = v128_load64_splat(pb as *const u64);
+                    for q in 0..G {
+                        let a0 = v128_load32_splat(pa.add(2 * q * g.ars) as *const u32);
+                        let a1 = v128_load32_splat(pa.add((2 * q + 1) * g.ars) as *const u32);
+                        let av = i32x4_shuffle::<0, 1, 4, 5>(a0, a1);
+                        acc[q] = f32x4_add(acc[q], f32x4_mul(av, bv));
+                    }
+                    pa = pa.add(g.acs);
+                    pb = pb.add(g.ldb);
+                }
+                let bias = g.bias.map(|b| v128_load64_splat(b.as_ptr().add(j) as *const u64));
+                for q in 0..G {
+                    let mut v = acc[q];
+                    if let Some(bb) = bias {
+                        v = f32x4_add(v, bb);
+                    }
+                    let v = F32x4(v).vact(g.act).0;
+                    v128_store64_lane::<0>(v, c.add((i + 2 * q) * g.ldc + j) as *mut u64);
+                    v128_store64_lane::<1>(v, c.add((i + 2 * q + 1) * g.ldc + j) as *mut u64);
+                }
+                i += 2 * G;
+            }
+            i
         }
     }
 
@@ -353,8 +402,9 @@ pub(crate) mod simd {
         }
         // columns narrower than a vector (f32 with n = 2 in a 2-d flow's last layer): rows in
         // groups, so independent accumulator chains overlap instead of waiting on each add
+        let paired = if n - nhalf == 2 { V::narrow_pairs(g, cp, nhalf) } else { 0 };
         for j in nhalf..n {
-            let mut i = 0;
+            let mut i = paired;
             while i + NARROW_ROWS <= m {
                 rows_scalar::<V::E, NARROW_ROWS>(g, cp, i, j);
                 i += NARROW_ROWS;
