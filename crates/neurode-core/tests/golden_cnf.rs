@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{add_weighted, assert_golden, choice, param_digest, shard_ranges};
+use common::{assert_golden, batch_grad, choice, param_digest};
 use neurode_core::cnf::{self, Cnf, Trace};
 use neurode_core::datasets;
 use neurode_core::grad::{GradOptions, Mode};
@@ -39,13 +39,11 @@ fn fit_cnf_digest() -> String {
     let (iterations, batch, shard, seed) = (4, 32, 8, 9);
     for it in 0..iterations {
         let rows = choice(seed, it, batch, n);
-        let mut acc = vec![0.0f64; np];
-        for (a, b) in shard_ranges(batch, shard) {
+        let acc = batch_grad(batch, shard, |a, b| {
             let x: Vec<f64> = rows[a..b].iter().flat_map(|&r| data[r * d..(r + 1) * d].to_vec()).collect();
             let trace = Trace::Hutchinson { gaussian: false, seed, stream: cnf::stream(cnf::PURPOSE_PROBE, it), first_row: a as u64 };
-            let s = flow.mle_shard(&x, 1.0, 1.0, trace, None, &go).unwrap();
-            add_weighted(&mut acc, &s.grad, (b - a) as f64 / batch as f64);
-        }
+            flow.mle_shard(&x, 1.0, 1.0, trace, None, &go).unwrap().grad
+        });
         let mut p = std::mem::take(&mut flow.params);
         opt.step(&mut p, &acc).unwrap();
         flow.params = p;

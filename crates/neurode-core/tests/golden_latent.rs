@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{add_weighted, assert_golden, choice, param_digest, shard_ranges};
+use common::{assert_golden, batch_grad, choice, param_digest};
 use neurode_core::grad::{GradOptions, Mode};
 use neurode_core::latent::{spirals::spirals, Config, Encoder, LatentOde, Series};
 use neurode_core::optim::Optimizer;
@@ -37,8 +37,7 @@ fn fit_latent_digest() -> String {
     let (iterations, batch, shard, seed) = (3, 8, 2, 4);
     for it in 0..iterations {
         let rows = choice(seed, it, batch, n);
-        let mut acc = vec![0.0f64; np];
-        for (a, b) in shard_ranges(batch, shard) {
+        let acc = batch_grad(batch, shard, |a, b| {
             // the shard's rows (ts/latent.ts takeRows), every slot observed and shown to the encoder
             let ids = &rows[a..b];
             let t: Vec<f64> = ids.iter().flat_map(|&r| times[r * slots..(r + 1) * slots].to_vec()).collect();
@@ -48,8 +47,8 @@ fn fit_latent_digest() -> String {
             let keys: Vec<u64> = ids.iter().map(|&r| r as u64).collect();
             let mut g = vec![0.0f64; np];
             m.elbo_grad(&s, 0.0, &keys, seed, it, &go, &mut g).unwrap();
-            add_weighted(&mut acc, &g, (b - a) as f64 / batch as f64);
-        }
+            g
+        });
         let mut p = std::mem::take(&mut m.params);
         opt.step(&mut p, &acc).unwrap();
         m.params = p;

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{add_weighted, assert_golden, param_digest, random, shard_ranges, Kind};
+use common::{assert_golden, batch_grad, param_digest, random, Kind};
 use neurode_core::abi_odenet::decode_config;
 use neurode_core::odenet::Classifier;
 use neurode_core::optim::Optimizer;
@@ -55,14 +55,13 @@ fn fit_odenet_digest() -> String {
         let keys = random(Kind::Uniform, n, seed, 0x0de7 + it, 0);
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by(|&a, &b| keys[a].partial_cmp(&keys[b]).unwrap().then(a.cmp(&b)));
-        let mut acc = vec![0.0f64; np];
-        for (a, b) in shard_ranges(batch, shard) {
+        let acc = batch_grad(batch, shard, |a, b| {
             let xs: Vec<f32> = order[a..b].iter().flat_map(|&r| x[r * PIXELS..(r + 1) * PIXELS].to_vec()).collect();
             let ys: Vec<i32> = order[a..b].iter().map(|&r| y[r]).collect();
             let mut g = vec![0.0f64; np];
             m.loss_grad(&xs, &ys, &mut g).unwrap();
-            add_weighted(&mut acc, &g, (b - a) as f64 / batch as f64);
-        }
+            g
+        });
         let mut p = std::mem::take(&mut m.params);
         opt.step(&mut p, &acc).unwrap();
         m.params = p;

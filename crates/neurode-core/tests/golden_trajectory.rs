@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{add_weighted, assert_golden, choice, param_digest, shard_ranges};
+use common::{assert_golden, batch_grad, choice, param_digest};
 use neurode_core::field::NetField;
 use neurode_core::grad::{self, GradOptions, Mode};
 use neurode_core::loss::Loss;
@@ -47,8 +47,7 @@ fn fit_trajectory_digest() -> String {
     let ts: Vec<f64> = t[..batch_time].iter().map(|v| v - t[0]).collect();
     for it in 0..iterations {
         let starts = choice(11, it, batch, npts - batch_time);
-        let mut acc = vec![0.0f64; np];
-        for (a, b) in shard_ranges(batch, shard) {
+        let acc = batch_grad(batch, shard, |a, b| {
             let rows = b - a;
             let mut y0 = vec![0.0; rows * d];
             let mut target = vec![0.0; batch_time * rows * d];
@@ -62,9 +61,8 @@ fn fit_trajectory_digest() -> String {
             let tape = grad::forward(&mut field, &y0, &ts, &go).unwrap();
             let mut dl = vec![0.0; tape.ys.len()];
             Loss::L1.eval(&tape.ys, &target, None, &mut dl).unwrap();
-            let g = grad::backward(&mut field, tape, &dl).unwrap();
-            add_weighted(&mut acc, &g.params, rows as f64 / batch as f64);
-        }
+            grad::backward(&mut field, tape, &dl).unwrap().params
+        });
         let mut p = std::mem::take(&mut field.params);
         opt.step(&mut p, &acc).unwrap();
         field.params = p;

@@ -66,12 +66,23 @@ pub fn shard_ranges(batch: usize, shard: usize) -> Vec<(usize, usize)> {
     (0..batch).step_by(shard).map(|a| (a, (a + shard).min(batch))).collect()
 }
 
-/// acc += weight · grad, in index order (sumInOrder → nd_sum_into), called in shard order.
-pub fn add_weighted(acc: &mut [f64], grad: &[f64], weight: f64) {
-    assert_eq!(acc.len(), grad.len());
-    for (s, v) in acc.iter_mut().zip(grad) {
-        *s += weight * *v;
+/// A batch's gradient as fit() combines its shards: each shard's gradient (`shard_grad(a, b)`
+/// for rows [a, b)) weighted by its share of the batch and summed in shard order, each sum in
+/// index order (shardRanges, then sumInOrder → nd_sum_into).
+pub fn batch_grad(batch: usize, shard: usize, mut shard_grad: impl FnMut(usize, usize) -> Vec<f64>) -> Vec<f64> {
+    let mut acc: Vec<f64> = Vec::new();
+    for (a, b) in shard_ranges(batch, shard) {
+        let g = shard_grad(a, b);
+        let w = (b - a) as f64 / batch as f64;
+        if acc.is_empty() {
+            acc = vec![0.0; g.len()];
+        }
+        assert_eq!(acc.len(), g.len());
+        for (s, v) in acc.iter_mut().zip(&g) {
+            *s += w * *v;
+        }
     }
+    acc
 }
 
 /// The determinism check every golden test makes: two native runs agree, and their digest is
