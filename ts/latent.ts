@@ -248,14 +248,20 @@ function subsampleOption(v: unknown): Subsample | undefined {
 
 /**
  * The fit loop both sequence models share: minibatches of rows drawn without replacement from
- * (seed, iteration), split into fixed-size shards, Adam (lr default 0.01) through fitSharded.
+ * (seed, iteration), split into fixed-size shards (each a `kernel` job over the shard's rows,
+ * their indices, seed, iteration and subsample option), Adam (lr default 0.01) through
+ * fitSharded.
  */
 async function fitSeries(
-  m: ShardModel & { readonly numParams: number; toJSON(): { config: unknown } },
-  kind: string, o: FitOptions, series: { batch: number }, batchSize: number, shardSize: number,
-  shard: (rows: Float64Array, iteration: number, weight: number) => Pick<ShardJob, 'kernel' | 'payload'>,
+  m: ShardModel & { readonly numParams: number; readonly obsDim: number; toJSON(): { config: unknown } },
+  kind: string, kernel: string, data: TimeSeriesBatch, options: LatentFitOptions,
 ): Promise<History> {
+  const o = fitOptions(options) as LatentFitOptions;
+  const series = packSeries(data, m.obsDim);
   const n = series.batch;
+  const batchSize = Math.min(n, o.batchSize ?? n);
+  const shardSize = positiveInteger('shardSize', o.shardSize ?? 100);
+  const subsample = subsampleOption(o.subsample);
   const seed = o.seed ?? 0;
   const itersPerEpoch = Math.ceil(n / batchSize);
   const iterations = o.iterations ?? (o.epochs ?? 1) * itersPerEpoch;
@@ -266,7 +272,11 @@ async function fitSeries(
     return await fitSharded(m, opt, o, iterations, itersPerEpoch, (it) => {
       const rows = batchSize === n ? Float64Array.from({ length: n }, (_, i) => i) : random('choice', batchSize, { seed, stream: it, range: n });
       const params = m.params.slice();
-      return shardRanges(batchSize, shardSize).map(([a, b]): ShardJob => ({ modelKey, model, params, ...shard(rows.slice(a, b), it, (b - a) / batchSize) }));
+      return shardRanges(batchSize, shardSize).map(([a, b]): ShardJob => {
+        const ids = rows.slice(a, b);
+        const payload = { series: takeRows(series, ids, m.obsDim), rows: ids, seed, iteration: it, subsample, weight: (b - a) / batchSize };
+        return { modelKey, model, params, kernel, payload };
+      });
     });
   } finally {
     opt.dispose();
@@ -334,15 +344,7 @@ export class LatentODE extends CoreModel {
   /** Maximises the ELBO with Adam (lr default 0.01); full batch unless `batchSize` is given. */
   async fit(data: TimeSeriesBatch, options: LatentFitOptions = {}): Promise<History> {
     this.h.get();
-    const o = fitOptions(options) as LatentFitOptions;
-    const series = packSeries(data, this.obsDim);
-    const n = series.batch;
-    const batchSize = Math.min(n, o.batchSize ?? n);
-    const shardSize = positiveInteger('shardSize', o.shardSize ?? 100);
-    const subsample = subsampleOption(o.subsample);
-    const seed = o.seed ?? 0;
-    return fitSeries(this, 'latent', o, series, batchSize, shardSize, (rows, it, weight) =>
-      ({ kernel: LATENT_KERNEL, payload: { series: takeRows(series, rows, this.obsDim), rows, seed, iteration: it, subsample, weight } }));
+    return fitSeries(this, 'latent', LATENT_KERNEL, data, options);
   }
 
   /**
@@ -473,15 +475,7 @@ export class RNNBaseline extends CoreModel {
 
   async fit(data: TimeSeriesBatch, options: LatentFitOptions = {}): Promise<History> {
     this.h.get();
-    const o = fitOptions(options) as LatentFitOptions;
-    const series = packSeries(data, this.obsDim);
-    const n = series.batch;
-    const batchSize = Math.min(n, o.batchSize ?? n);
-    const shardSize = positiveInteger('shardSize', o.shardSize ?? 100);
-    const subsample = subsampleOption(o.subsample);
-    const seed = o.seed ?? 0;
-    return fitSeries(this, 'rnn', o, series, batchSize, shardSize, (rows, it, weight) =>
-      ({ kernel: RNN_KERNEL, payload: { series: takeRows(series, rows, this.obsDim), rows, seed, iteration: it, subsample, weight } }));
+    return fitSeries(this, 'rnn', RNN_KERNEL, data, options);
   }
 
   /** Autoregressive predictions at `ts` (increasing): batch × ts.length × obsDim. */

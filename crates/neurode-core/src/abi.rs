@@ -425,12 +425,7 @@ pub unsafe extern "C" fn nd_odeint(
 const GOPT_COUNT: usize = 5;
 
 fn decode_grad(forward: Options, g: &[f64]) -> Result<(GradOptions, usize)> {
-    let mode = match g[0] as u32 {
-        0 => Mode::Adjoint,
-        1 => Mode::Backprop,
-        2 => Mode::Checkpoint,
-        _ => return Err(Error::invalid("grad must be 'adjoint', 'backprop' or 'checkpoint'")),
-    };
+    let mode = Mode::from_code(g[0])?;
     let adjoint_rtol = opt(g[1]).unwrap_or(forward.rtol);
     let adjoint_atol = opt(g[2]).unwrap_or_else(|| forward.atol.iter().cloned().fold(f64::INFINITY, f64::min));
     if !(adjoint_rtol > 0.0) || !adjoint_rtol.is_finite() || !(adjoint_atol >= 0.0) || !adjoint_atol.is_finite() {

@@ -54,12 +54,7 @@ fn decode(c: &[f64]) -> Result<Cfg> {
     if !(rtol > 0.0) || !rtol.is_finite() || !(atol >= 0.0) || !atol.is_finite() {
         return Err(Error::invalid("rtol: rtol must be > 0 and atol >= 0 (finite)"));
     }
-    let mode = match c[C_GRAD] as u32 {
-        0 => Mode::Adjoint,
-        1 => Mode::Backprop,
-        2 => Mode::Checkpoint,
-        _ => return Err(Error::invalid("grad: must be 'adjoint', 'backprop' or 'checkpoint'")),
-    };
+    let mode = Mode::from_code(c[C_GRAD])?;
     let max_steps = whole(c[C_MAX_STEPS], "maxSteps")?.max(1);
     let step_size = if c[C_STEP].is_nan() { None } else { Some(c[C_STEP]) };
     let forward = Options { method, rtol, atol: vec![atol], max_steps, step_size, ..Options::default() };

@@ -46,12 +46,7 @@ fn decode_solve(s: &[f64]) -> Result<GradOptions> {
     if !(rtol > 0.0) || !rtol.is_finite() || !(atol >= 0.0) || !atol.is_finite() {
         return Err(Error::invalid("rtol/atol: rtol must be > 0 and atol >= 0 (finite)"));
     }
-    let mode = match s[3] as u32 {
-        0 => Mode::Adjoint,
-        1 => Mode::Backprop,
-        2 => Mode::Checkpoint,
-        _ => return Err(Error::invalid("grad: must be 'adjoint', 'backprop' or 'checkpoint'")),
-    };
+    let mode = Mode::from_code(s[3])?;
     let max_steps = whole(s[4], "maxSteps", 9.0e15)?.max(1) as u64;
     let step_size = if s[5].is_nan() { None } else { Some(s[5]) };
     let forward = Options { method, rtol, atol: vec![atol], max_steps, step_size, ..Options::default() };
@@ -118,8 +113,13 @@ unsafe fn series<'a>(batch: u32, slots: u32, d: usize, times: *const f64, values
     Ok(Series { batch: batch as usize, slots: slots as usize, times: slice(times, n as u32), values: slice(values, (n * d) as u32), mask: slice(mask, n as u32), enc_mask: slice(emask, n as u32) })
 }
 
+/// The rows' indices in the data set (f64 from JS), which key their random numbers.
+fn row_ids(rows: &[f64]) -> Result<Vec<u64>> {
+    rows.iter().map(|&r| whole(r, "rows", 9.0e15).map(|v| v as u64)).collect()
+}
+
 fn elbo_typed<R: Scalar>(m: &LatentOde<R>, s: &Series, rows: &[f64], seed: u64, iteration: u64, keep: (u32, u32), t0: f64, go: &GradOptions, grad: &mut [f64], stats: &mut [f64]) -> Result<()> {
-    let ids: Vec<u64> = rows.iter().map(|&r| whole(r, "rows", 9.0e15).map(|v| v as u64)).collect::<Result<_>>()?;
+    let ids = row_ids(rows)?;
     let st = if keep.0 == 0 && keep.1 == 0 {
         m.elbo_grad(s, t0, &ids, seed, iteration, go, grad)?
     } else {
@@ -217,7 +217,7 @@ fn rnn_loss_typed<R: Scalar>(m: &RnnBaseline<R>, s: &Series, rows: &[f64], seed:
     if keep.0 == 0 && keep.1 == 0 {
         return m.loss_grad(s, grad);
     }
-    let ids: Vec<u64> = rows.iter().map(|&r| whole(r, "rows", 9.0e15).map(|v| v as u64)).collect::<Result<_>>()?;
+    let ids = row_ids(rows)?;
     let sub = subsample_mask(s, &ids, seed, iteration, keep.0 as usize, keep.1 as usize)?;
     m.loss_grad(&Series { mask: &sub, enc_mask: &sub, ..*s }, grad)
 }

@@ -43,12 +43,7 @@ pub fn decode_config(c: &[f64]) -> Result<Config> {
         _ => return Err(Error::invalid("arch: unknown architecture")),
     };
     let method = Method::from_index(whole(c[7], "method", 0.0, 64.0)? as u32).ok_or_else(|| Error::invalid("method: unknown method"))?;
-    let mode = match c[10] as u32 {
-        0 => Mode::Adjoint,
-        1 => Mode::Backprop,
-        2 => Mode::Checkpoint,
-        _ => return Err(Error::invalid("grad: must be 'adjoint', 'backprop' or 'checkpoint'")),
-    };
+    let mode = Mode::from_code(c[10])?;
     let rtol = positive(c[8], "rtol")?;
     let atol = positive(c[9], "atol")?;
     let step = if c[12].is_nan() { None } else { Some(positive(c[12], "stepSize")?) };

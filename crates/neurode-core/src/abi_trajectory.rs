@@ -16,12 +16,7 @@ use crate::tensor::Scalar;
 const CFG_COUNT: u32 = 5;
 
 fn decode(cfg: &[f64]) -> Result<(GradOptions, Loss)> {
-    let mode = match cfg[0] {
-        m if m == 0.0 => Mode::Adjoint,
-        m if m == 1.0 => Mode::Backprop,
-        m if m == 2.0 => Mode::Checkpoint,
-        _ => return Err(Error::invalid("grad must be 'adjoint', 'backprop' or 'checkpoint'")),
-    };
+    let mode = Mode::from_code(cfg[0])?;
     let method = Method::from_index(cfg[1] as u32).filter(|_| cfg[1] >= 0.0 && cfg[1].fract() == 0.0).ok_or_else(|| Error::invalid("method: unknown index"))?;
     let (rtol, atol) = (cfg[2], cfg[3]);
     if !(rtol > 0.0) || !rtol.is_finite() || !(atol >= 0.0) || !atol.is_finite() {

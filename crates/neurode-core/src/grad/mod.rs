@@ -71,6 +71,18 @@ pub enum Mode {
     Checkpoint,
 }
 
+impl Mode {
+    /// The mode from its ABI code (TypeScript's GRAD_MODES order: 0 adjoint, 1 backprop,
+    /// 2 checkpoint).
+    pub fn from_code(c: f64) -> Result<Mode> {
+        [Mode::Adjoint, Mode::Backprop, Mode::Checkpoint]
+            .into_iter()
+            .zip([0.0, 1.0, 2.0])
+            .find_map(|(m, k)| (c == k).then_some(m))
+            .ok_or_else(|| Error::invalid("grad: must be 'adjoint', 'backprop' or 'checkpoint'"))
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct GradOptions {
     pub mode: Mode,
