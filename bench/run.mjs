@@ -55,9 +55,9 @@ export async function runBench(argv = process.argv.slice(2)) {
   }
   if (want('pool')) {
     log('\n== worker pool: data-parallel training, round trip, 1 MiB copy vs transfer');
-    const pool = await runPoolBench({ quick: values.quick, log });
+    const pool = await runPoolBench({ peer, quick: values.quick, log });
     results.sections.pool = pool;
-    log(table(pool.training, ['workload', 'batch', 'shards', 'noPoolMsPerIter', 'workers1MsPerIter', 'workers2MsPerIter', 'speedup2v1', 'target', 'mainThreadMsPerIter', 'idealSpeedup2v1', 'cpuPerWall1', 'cpuPerWall2', 'sameBits']));
+    log(table(pool.training, ['workload', 'batch', 'shards', 'noPoolMsPerIter', 'workers1MsPerIter', 'workers2MsPerIter', 'speedup2v1', 'target', 'mainThreadMsPerIter', 'idealSpeedup2v1', 'cpuPerWall1', 'cpuPerWall2', 'sameBits', 'torchdiffeqMs', 'vsTorchdiffeqNoPool', 'vsTorchdiffeq2Workers']));
     log(`round trip of a tiny call: median ${pool.roundTrip.medianUs} µs (min ${pool.roundTrip.minUs}, max ${pool.roundTrip.maxUs}, ${pool.roundTrip.reps} calls)`);
     log(table(pool.transfer, ['mode', 'bytes', 'roundTripMedianMs', 'minMs', 'maxMs', 'gbPerSecondBothWays']));
   }
