@@ -8,7 +8,7 @@ import { summarize, round } from './stats.mjs';
 
 const layers = [nn.concatLinear(2, 64), nn.tanh(), nn.linear(64, 64), nn.tanh(), nn.linear(64, 2)];
 
-async function timeTraining({ dtype, trace, shardSize, iterations, warmup }) {
+export async function timeTraining({ dtype, trace, shardSize, iterations, warmup }) {
   const f = new CNF({ dim: 2, layers, t1: 10, baseStd: Math.sqrt(0.1), rtol: 1e-5, atol: 1e-5, trace, grad: 'adjoint', dtype, seed: 0 });
   // "fresh samples each iteration": a large pool, 512 rows drawn per iteration; torchdiffeq's
   // example uses make_circles without FFJORD's ×3 scaling, so scale back to radii 1 and 0.5

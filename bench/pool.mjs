@@ -62,7 +62,7 @@ export function trainingWorkloads() {
   ];
 }
 
-function cnfWorkload(dtype, shardSize) {
+export function cnfWorkload(dtype, shardSize) {
   return {
     name: `CNF (2-D, exact trace, ${dtype === 'float64' ? 'f64' : 'f32'}, shards of ${shardSize})`,
     batch: 512,
@@ -83,7 +83,7 @@ function cnfWorkload(dtype, shardSize) {
 }
 
 /** Times each iteration of a training run (the first `skip` are warm-up). */
-async function timedRun(w, pool, iterations, skip) {
+export async function timedRun(w, pool, iterations, skip) {
   const model = w.make(0);
   const times = [];
   let last = performance.now();

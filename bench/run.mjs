@@ -14,6 +14,7 @@ import { table } from './stats.mjs';
 import { runLatent } from './latent.mjs';
 import { runConvThroughput, runOdeNetBatch } from './mnist.mjs';
 import { runCnf, CNF_COLUMNS } from './cnf.mjs';
+import { runSide } from './side.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -94,6 +95,12 @@ export async function runBench(argv = process.argv.slice(2)) {
     results.sections.cnf = r;
     log(`\n== ${r.problem}`);
     log(table(r.rows, CNF_COLUMNS));
+  }
+  if (want('side')) {
+    log('\n== same machine, side by side: torchdiffeq (bench/torchdiffeq_side.py, 1 thread) and neurode in alternating rounds (issues 3 and 5)');
+    const r = await runSide({ quick: values.quick, log });
+    results.sections.side = r;
+    if (r.rows) log(table(r.rows, ['issue', 'case', 'dtype', 'torchdiffeqMs', 'torchdiffeqNfe', 'neurodeMs', 'speedup', 'speedupPerRound', 'target']));
   }
   mkdirSync(values.out, { recursive: true });
   const file = path.join(values.out, 'bench.json');

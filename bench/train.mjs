@@ -13,7 +13,7 @@ import { round, summarize } from './stats.mjs';
 const A = [[-0.1, 2], [-2, -0.1]];
 const spiral = (_t, y, dy) => { const a = y[0] ** 3, b = y[1] ** 3; dy[0] = a * A[0][0] + b * A[1][0]; dy[1] = a * A[0][1] + b * A[1][1]; };
 
-function odeDemoField(dtype) {
+export function odeDemoField(dtype) {
   const field = nn.mlp({ dims: [2, 50, 2], activation: 'tanh', inputCube: true, seed: 0, dtype });
   // ode_demo.py: weights ~ N(0, 0.1²), biases 0 (W1[50][2], b1[50], W2[2][50], b2[2])
   const normal = random('normal', field.numParams, { seed: 0, stream: 1e9 });
@@ -25,51 +25,71 @@ function odeDemoField(dtype) {
 /** Columns of the train table (run.mjs). */
 export const TRAIN_COLUMNS = ['grad', 'dtype', 'msPerIter', 'nfeForward', 'nfeBackward', 'torchdiffeqMs', 'torchdiffeqNfe', 'speedupVsTorchdiffeqRef', 'msPerIterTrained', 'nfeForwardTrained', 'nfeBackwardTrained', 'peakCoreBytes'];
 
+const sum = (a) => a.reduce((s, v) => s + v, 0);
+
+/** The ode_demo iteration as torchdiffeq's examples/ode_demo.py runs it, for one grad mode. */
+function odeDemoFit(t, truth, grad) {
+  return (field, n, seed, onProgress) => fitTrajectory(field, { t, y: truth }, { iterations: n, batchTime: 10, batchSize: 20, lr: 1e-3, grad, seed, onProgress });
+}
+
+/** The spiral truth the iteration trains on (1000 points on [0, 25]). */
+export function odeDemoData() {
+  const t = Array.from({ length: 1000 }, (_, i) => (25 * i) / 999);
+  return { t, truth: odeint(spiral, [2, 0], t).ys };
+}
+
+/**
+ * torchdiffeq's protocol for the reference figures, after a JIT warm-up on a scratch field:
+ * from the ode_demo initialisation, 1 warm-up iteration, then the median of 50 single-iteration
+ * times (per-iteration time stamps through onProgress), over `blocks` fresh fields; NFE are
+ * means over those iterations (torchdiffeq reports the median NFE).
+ */
+export async function timeOdeDemo({ t, truth }, { dtype, grad, blocks, quick = false }) {
+  const fit = odeDemoFit(t, truth, grad);
+  // JIT steady state first: V8 starts wasm in its baseline compiler and moves a function to
+  // the optimising one only after it has run for a while, and this iteration is made of
+  // ~100 short core calls. 20 warm-up iterations left part of the timed ones in baseline code
+  // (f32 backprop: 0.45 ms median vs 0.19 ms after 2000; with --no-liftoff, 0.195).
+  const warm = odeDemoField(dtype);
+  await fit(warm, grad === 'adjoint' ? (quick ? 100 : 1000) : (quick ? 300 : 2000), 1000);
+  warm.dispose();
+  const perIter = [];
+  let nfeF = 0, nfeB = 0, n = 0, peak = 0;
+  for (let b = 0; b < blocks; b++) {
+    const field = odeDemoField(dtype);
+    const live = memoryStats().liveBytes;
+    resetPeakMemory();
+    let last = 0;
+    const h = await fit(field, 51, b, (p) => {
+      const now = performance.now();
+      if (p.iteration >= 2) perIter.push(now - last);
+      last = now;
+    });
+    peak = Math.max(peak, memoryStats().peakBytes - live);
+    nfeF += sum(h.nfeForward.slice(1));
+    nfeB += sum(h.nfeBackward.slice(1));
+    n += 50;
+    field.dispose();
+  }
+  const s = summarize(perIter);
+  return { msPerIter: s.medianMs, minMs: s.minMs, maxMs: s.maxMs, iterations: s.reps, nfeForward: round(nfeF / n, 4), nfeBackward: round(nfeB / n, 4), peakCoreBytes: peak };
+}
+
 /**
  * One row per (grad mode, dtype), two protocols:
- * - torchdiffeq's (the reference figures), after a JIT warm-up on a scratch field: from the
- *   ode_demo initialisation, 1 warm-up iteration, then the median of 50 single-iteration times
- *   (per-iteration time stamps through onProgress), over `blocks` fresh fields: msPerIter, nfeForward/Backward (means over those
- *   iterations; torchdiffeq reports the median NFE);
+ * - torchdiffeq's (the reference figures): `timeOdeDemo`;
  * - continued training (the field keeps learning, its dynamics and NFE grow): mean time per
  *   iteration of timed blocks after a 30-100 iteration warm-up, median over blocks:
  *   msPerIterTrained and its NFE.
  */
 export async function runTrain({ peer, quick = false }) {
-  const t = Array.from({ length: 1000 }, (_, i) => (25 * i) / 999);
-  const truth = odeint(spiral, [2, 0], t).ys;
+  const data = odeDemoData();
   const rows = [];
   const blocks = quick ? 3 : 7;
-  const sum = (a) => a.reduce((s, v) => s + v, 0);
   for (const dtype of ['float64', 'float32']) {
     for (const grad of ['backprop', 'checkpoint', 'adjoint']) {
-      const fit = (field, n, seed, onProgress) => fitTrajectory(field, { t, y: truth }, { iterations: n, batchTime: 10, batchSize: 20, lr: 1e-3, grad, seed, onProgress });
-      // JIT steady state first: V8 starts wasm in its baseline compiler and moves a function to
-      // the optimising one only after it has run for a while, and this iteration is made of
-      // ~100 short core calls. 20 warm-up iterations left part of the timed ones in baseline code
-      // (f32 backprop: 0.45 ms median vs 0.19 ms after 2000; with --no-liftoff, 0.195).
-      const warm = odeDemoField(dtype);
-      await fit(warm, grad === 'adjoint' ? (quick ? 100 : 1000) : (quick ? 300 : 2000), 1000);
-      warm.dispose();
-      // torchdiffeq's protocol
-      const perIter = [];
-      let nfeF = 0, nfeB = 0, n = 0, peak = 0;
-      for (let b = 0; b < blocks; b++) {
-        const field = odeDemoField(dtype);
-        const live = memoryStats().liveBytes;
-        resetPeakMemory();
-        let last = 0;
-        const h = await fit(field, 51, b, (p) => {
-          const now = performance.now();
-          if (p.iteration >= 2) perIter.push(now - last);
-          last = now;
-        });
-        peak = Math.max(peak, memoryStats().peakBytes - live);
-        nfeF += sum(h.nfeForward.slice(1));
-        nfeB += sum(h.nfeBackward.slice(1));
-        n += 50;
-        field.dispose();
-      }
+      const fit = odeDemoFit(data.t, data.truth, grad);
+      const r = await timeOdeDemo(data, { dtype, grad, blocks, quick });
       // continued training
       const iters = grad === 'adjoint' ? (quick ? 10 : 30) : (quick ? 30 : 100);
       const field = odeDemoField(dtype);
@@ -85,13 +105,12 @@ export async function runTrain({ peer, quick = false }) {
         tn += iters;
       }
       field.dispose();
-      const s = summarize(perIter), st = summarize(times);
-      const ref = peer?.b_ode_demo_train_iter?.find((r) => r.dtype === dtype && r.threads === '1' && r.mode === (grad === 'adjoint' ? 'adjoint' : 'odeint'));
+      const st = summarize(times);
+      const ref = peer?.b_ode_demo_train_iter?.find((x) => x.dtype === dtype && x.threads === '1' && x.mode === (grad === 'adjoint' ? 'adjoint' : 'odeint'));
       rows.push({
-        grad, dtype, msPerIter: s.medianMs, minMs: s.minMs, maxMs: s.maxMs, iterations: s.reps,
-        nfeForward: round(nfeF / n, 4), nfeBackward: round(nfeB / n, 4), peakCoreBytes: peak,
+        grad, dtype, ...r,
         torchdiffeqMs: ref?.iter_ms, torchdiffeqNfe: ref ? `${ref.nfe_fwd[0]}/${ref.nfe_bwd[0]}` : undefined,
-        speedupVsTorchdiffeqRef: ref ? round(ref.iter_ms / s.medianMs, 3) : undefined,
+        speedupVsTorchdiffeqRef: ref ? round(ref.iter_ms / r.msPerIter, 3) : undefined,
         msPerIterTrained: st.medianMs, blocksTrained: st.reps, itersPerBlockTrained: iters,
         nfeForwardTrained: round(tF / tn, 4), nfeBackwardTrained: round(tB / tn, 4),
       });
