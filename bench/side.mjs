@@ -64,7 +64,7 @@ export async function runSide({ quick = false, log = () => {} } = {}) {
     log(`skipped: ${why}`);
     return { skipped: why };
   }
-  const rounds = quick ? 1 : 3;
+  const rounds = quick ? 1 : 5;
   const pools = { 2: await WorkerPool.create({ size: 2 }) };
   const rows = [];
   let versions;
