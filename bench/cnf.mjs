@@ -8,15 +8,15 @@ import { summarize, round } from './stats.mjs';
 
 const layers = [nn.concatLinear(2, 64), nn.tanh(), nn.linear(64, 64), nn.tanh(), nn.linear(64, 2)];
 
-export async function timeTraining({ dtype, trace, shardSize, iterations, warmup }) {
-  const f = new CNF({ dim: 2, layers, t1: 10, baseStd: Math.sqrt(0.1), rtol: 1e-5, atol: 1e-5, trace, grad: 'adjoint', dtype, seed: 0 });
+export async function timeTraining({ dtype, trace, shardSize, iterations, warmup, seed = 0 }) {
+  const f = new CNF({ dim: 2, layers, t1: 10, baseStd: Math.sqrt(0.1), rtol: 1e-5, atol: 1e-5, trace, grad: 'adjoint', dtype, seed });
   // "fresh samples each iteration": a large pool, 512 rows drawn per iteration; torchdiffeq's
   // example uses make_circles without FFJORD's ×3 scaling, so scale back to radii 1 and 0.5
-  const data = twoCircles(512 * 64, 1).map((v) => v / 3);
+  const data = twoCircles(512 * 64, 1 + seed).map((v) => v / 3);
   const times = [], nfeF = [], nfeB = [], loss = [];
   let last = performance.now();
   const h = await f.fit(data, {
-    iterations: warmup + iterations, batchSize: 512, shardSize, lr: 1e-3, seed: 0,
+    iterations: warmup + iterations, batchSize: 512, shardSize, lr: 1e-3, seed,
     onProgress: (p) => {
       const now = performance.now();
       if (p.iteration > warmup) { times.push(now - last); nfeF.push(p.nfeForward); nfeB.push(p.nfeBackward); }

@@ -62,7 +62,8 @@ export function trainingWorkloads() {
   ];
 }
 
-export function cnfWorkload(dtype, shardSize) {
+/** issue 5's CNF step; `seed` varies the initial weights, the data and the batches. */
+export function cnfWorkload(dtype, shardSize, seed = 0) {
   return {
     name: `CNF (2-D, exact trace, ${dtype === 'float64' ? 'f64' : 'f32'}, shards of ${shardSize})`,
     batch: 512,
@@ -70,12 +71,12 @@ export function cnfWorkload(dtype, shardSize) {
     rounds: 3,
     iterations: 6,
     peerRow: { model: 'mlp', dtype, threads: '1', mode: 'adjoint' },
-    make(seed) {
+    make(s) {
       const layers = [nn.concatLinear(2, 64), nn.tanh(), nn.linear(64, 64), nn.tanh(), nn.linear(64, 2)];
-      return new CNF({ dim: 2, layers, t1: 10, baseStd: Math.sqrt(0.1), rtol: 1e-5, atol: 1e-5, trace: 'exact', grad: 'adjoint', dtype, seed });
+      return new CNF({ dim: 2, layers, t1: 10, baseStd: Math.sqrt(0.1), rtol: 1e-5, atol: 1e-5, trace: 'exact', grad: 'adjoint', dtype, seed: seed + s });
     },
     fit(m, iterations, pool, onIteration) {
-      return m.fit(twoCircles(512 * 16, 1).map((v) => v / 3), { iterations, batchSize: 512, shardSize, lr: 1e-3, seed: 0, pool, onProgress: onIteration });
+      return m.fit(twoCircles(512 * 16, 1 + seed).map((v) => v / 3), { iterations, batchSize: 512, shardSize, lr: 1e-3, seed, pool, onProgress: onIteration });
     },
     digest: (m) => m.digest(),
     dispose: (m) => m.dispose(),

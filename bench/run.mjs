@@ -100,7 +100,7 @@ export async function runBench(argv = process.argv.slice(2)) {
     log('\n== same machine, side by side: torchdiffeq (bench/torchdiffeq_side.py, 1 thread) and neurode in alternating rounds (issues 3 and 5)');
     const r = await runSide({ quick: values.quick, log });
     results.sections.side = r;
-    if (r.rows) log(table(r.rows, ['issue', 'case', 'dtype', 'torchdiffeqMs', 'torchdiffeqNfe', 'neurodeMs', 'speedup', 'speedupPerRound', 'target']));
+    if (r.rows) log(table(r.rows, ['issue', 'case', 'dtype', 'torchdiffeqMs', 'neurodeMs', 'speedup', 'speedupPerRound', 'target']));
   }
   mkdirSync(values.out, { recursive: true });
   const file = path.join(values.out, 'bench.json');

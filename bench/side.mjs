@@ -3,6 +3,9 @@
 // machine is slower or faster, a ratio against those stored times measures the machines as much
 // as the libraries. Here torchdiffeq (bench/torchdiffeq_side.py, one thread, its own process)
 // and neurode run the same iterations in alternating rounds, and each round gives a ratio.
+// Round r uses seed r on both sides (initial weights, data, batches): how hard a run is varies
+// with the seed (ode_demo's median NFE is 20 with torch seed 0, the reference's, and 26 with
+// seeds 1-7), so one seed would favour whichever side drew the easier run.
 // Skipped, with the reason, where PyTorch or torchdiffeq is missing.
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
@@ -36,21 +39,27 @@ function cases(quick) {
       out.push({
         name: `ode_demo iteration, ${grad}`, dtype, target: 30, issue: 3,
         peerArgs: ['ode_demo', short[dtype], grad === 'adjoint' ? 'adjoint' : 'odeint'],
-        ours: async () => (await timeOdeDemo(data, { dtype, grad, blocks: quick ? 2 : 4, quick })).msPerIter,
+        ours: async (_pools, seed) => {
+          const r = await timeOdeDemo(data, { dtype, grad, blocks: quick ? 2 : 4, quick, seed });
+          return { ms: r.msPerIter, nfe: `${r.nfeForward}/${r.nfeBackward}` };
+        },
       });
     }
   }
   for (const dtype of ['float64', 'float32']) {
     out.push({
       name: 'CNF iteration, one thread', dtype, target: 1.5, issue: 5, peerArgs: ['cnf', short[dtype]],
-      ours: async () => (await timeTraining({ dtype, trace: 'exact', shardSize: 512, iterations: quick ? 4 : 20, warmup: 2 })).medianMs,
+      ours: async (_pools, seed) => {
+        const r = await timeTraining({ dtype, trace: 'exact', shardSize: 512, iterations: quick ? 4 : 20, warmup: 2, seed });
+        return { ms: r.medianMs, nfe: `${r.nfeForward}/${r.nfeBackward}` };
+      },
     });
     out.push({
       name: 'CNF iteration, 2 workers (2 shards of 256)', dtype, target: 3, issue: 5, peerArgs: ['cnf', short[dtype]],
-      ours: async (pools) => {
-        const w = cnfWorkload(dtype, 256);
+      ours: async (pools, seed) => {
+        const w = cnfWorkload(dtype, 256, seed);
         const skip = 2;
-        return summarize((await timedRun(w, pools[2], skip + (quick ? 4 : 12), skip)).times).medianMs;
+        return { ms: summarize((await timedRun(w, pools[2], skip + (quick ? 4 : 12), skip)).times).medianMs };
       },
     });
   }
@@ -70,24 +79,24 @@ export async function runSide({ quick = false, log = () => {} } = {}) {
   let versions;
   try {
     for (const c of cases(quick)) {
-      const p = [], o = [], ratio = [];
-      let nfe;
+      const p = [], o = [], ratio = [], pn = [], on = [];
       for (let r = 0; r < rounds; r++) {
-        const pr = peer(c.peerArgs);
+        const pr = peer([...c.peerArgs, String(r)]);
         versions ??= { torch: pr.torch, python: pr.python };
-        nfe = `${pr.nfeForward}/${pr.nfeBackward}`;
-        const ours = await c.ours(pools);
+        pn.push(`${pr.nfeForward}/${pr.nfeBackward}`);
+        const ours = await c.ours(pools, r);
+        if (ours.nfe) on.push(ours.nfe);
         p.push(pr.msPerIter);
-        o.push(ours);
-        ratio.push(pr.msPerIter / ours);
+        o.push(ours.ms);
+        ratio.push(pr.msPerIter / ours.ms);
       }
       const row = {
-        issue: c.issue, case: c.name, dtype: c.dtype, torchdiffeqMs: round(summarize(p).medianMs, 4), torchdiffeqNfe: nfe,
-        neurodeMs: round(summarize(o).medianMs, 4), speedup: round(summarize(ratio).medianMs, 3),
-        speedupPerRound: ratio.map((x) => round(x, 3)).join(' '), target: c.target,
+        issue: c.issue, case: c.name, dtype: c.dtype, torchdiffeqMs: round(summarize(p).medianMs, 4), neurodeMs: round(summarize(o).medianMs, 4),
+        speedup: round(summarize(ratio).medianMs, 3), speedupPerRound: ratio.map((x) => round(x, 3)).join(' '), target: c.target,
+        torchdiffeqNfePerRound: pn.join(' '), neurodeNfePerRound: on.join(' '),
       };
       rows.push(row);
-      log(`${c.name} (${c.dtype}): torchdiffeq ${row.torchdiffeqMs} ms, neurode ${row.neurodeMs} ms → ${row.speedup}× (rounds ${row.speedupPerRound}; target ${c.target}×)`);
+      log(`${c.name} (${c.dtype}): torchdiffeq ${row.torchdiffeqMs} ms, neurode ${row.neurodeMs} ms → ${row.speedup}× (rounds ${row.speedupPerRound}; target ${c.target}×); NFE per round torchdiffeq ${row.torchdiffeqNfePerRound}${on.length ? `, neurode ${row.neurodeNfePerRound}` : ''}`);
     }
   } finally {
     await pools[2].terminate();

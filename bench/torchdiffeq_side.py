@@ -7,8 +7,10 @@ Needs PyTorch and torchdiffeq: `import torchdiffeq` must work, or TORCHDIFFEQ_PA
 directory holding the `torchdiffeq` package (a checkout of its repository). One thread, as the
 reference's "1" rows.
 
-  torchdiffeq_side.py ode_demo {f64|f32} {odeint|adjoint}   examples/ode_demo.py iteration
-  torchdiffeq_side.py cnf {f64|f32}                          the (c) row's CNF iteration
+  torchdiffeq_side.py ode_demo {f64|f32} {odeint|adjoint} [seed]   examples/ode_demo.py iteration
+  torchdiffeq_side.py cnf {f64|f32} [seed]                          the (c) row's CNF iteration
+
+The seed (default 0, the reference's) seeds torch and numpy: the initial weights and the data.
 """
 import json, math, os, statistics, sys, time
 
@@ -25,8 +27,9 @@ torch.set_num_threads(1)
 task, dtype_name = sys.argv[1], sys.argv[2]
 dtype = torch.float64 if dtype_name == 'f64' else torch.float32
 torch.set_default_dtype(dtype)
-torch.manual_seed(0)
-np.random.seed(0)
+seed = int(sys.argv[4] if task == 'ode_demo' else sys.argv[3]) if len(sys.argv) > (4 if task == 'ode_demo' else 3) else 0
+torch.manual_seed(seed)
+np.random.seed(seed)
 
 
 class Counted(nn.Module):
@@ -87,7 +90,7 @@ def cnf():
     # The reference's (c) row: two circles (radii 1 and 0.5, noise 0.06), batch 512 of fresh
     # samples, [z, delta-logp] from t = 10 to 0, exact trace by one VJP per dimension, dopri5
     # rtol = atol = 1e-5, adjoint, Adam 1e-3, base N(0, 0.1 I); 2 warm-up + 20 timed iterations.
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
 
     def circles(n):
         angle = rng.uniform(0, 2 * math.pi, n)
@@ -128,5 +131,5 @@ def cnf():
 
 
 out = ode_demo(sys.argv[3]) if task == 'ode_demo' else cnf()
-out.update(task=task, dtype=dtype_name, torch=torch.__version__, python=sys.version.split()[0])
+out.update(task=task, dtype=dtype_name, seed=seed, torch=torch.__version__, python=sys.version.split()[0])
 print(json.dumps(out))

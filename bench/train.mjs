@@ -13,10 +13,10 @@ import { round, summarize } from './stats.mjs';
 const A = [[-0.1, 2], [-2, -0.1]];
 const spiral = (_t, y, dy) => { const a = y[0] ** 3, b = y[1] ** 3; dy[0] = a * A[0][0] + b * A[1][0]; dy[1] = a * A[0][1] + b * A[1][1]; };
 
-export function odeDemoField(dtype) {
+export function odeDemoField(dtype, seed = 0) {
   const field = nn.mlp({ dims: [2, 50, 2], activation: 'tanh', inputCube: true, seed: 0, dtype });
   // ode_demo.py: weights ~ N(0, 0.1²), biases 0 (W1[50][2], b1[50], W2[2][50], b2[2])
-  const normal = random('normal', field.numParams, { seed: 0, stream: 1e9 });
+  const normal = random('normal', field.numParams, { seed, stream: 1e9 });
   const p = field.params;
   for (let i = 0; i < p.length; i++) p[i] = (i >= 100 && i < 150) || i >= 250 ? 0 : 0.1 * normal[i];
   return field;
@@ -42,9 +42,10 @@ export function odeDemoData() {
  * torchdiffeq's protocol for the reference figures, after a JIT warm-up on a scratch field:
  * from the ode_demo initialisation, 1 warm-up iteration, then the median of 50 single-iteration
  * times (per-iteration time stamps through onProgress), over `blocks` fresh fields; NFE are
- * means over those iterations (torchdiffeq reports the median NFE).
+ * means over those iterations (torchdiffeq reports the median NFE). `seed` picks the initial
+ * weights and the windows.
  */
-export async function timeOdeDemo({ t, truth }, { dtype, grad, blocks, quick = false }) {
+export async function timeOdeDemo({ t, truth }, { dtype, grad, blocks, quick = false, seed = 0 }) {
   const fit = odeDemoFit(t, truth, grad);
   // JIT steady state first: V8 starts wasm in its baseline compiler and moves a function to
   // the optimising one only after it has run for a while, and this iteration is made of
@@ -56,11 +57,11 @@ export async function timeOdeDemo({ t, truth }, { dtype, grad, blocks, quick = f
   const perIter = [];
   let nfeF = 0, nfeB = 0, n = 0, peak = 0;
   for (let b = 0; b < blocks; b++) {
-    const field = odeDemoField(dtype);
+    const field = odeDemoField(dtype, seed);
     const live = memoryStats().liveBytes;
     resetPeakMemory();
     let last = 0;
-    const h = await fit(field, 51, b, (p) => {
+    const h = await fit(field, 51, 100 * seed + b, (p) => {
       const now = performance.now();
       if (p.iteration >= 2) perIter.push(now - last);
       last = now;
