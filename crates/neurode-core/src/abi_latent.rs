@@ -113,20 +113,43 @@ unsafe fn series<'a>(batch: u32, slots: u32, d: usize, times: *const f64, values
     Ok(Series { batch: batch as usize, slots: slots as usize, times: slice(times, n as u32), values: slice(values, (n * d) as u32), mask: slice(mask, n as u32), enc_mask: slice(emask, n as u32) })
 }
 
-/// The rows' indices in the data set (f64 from JS), which key their random numbers.
-fn row_ids(rows: &[f64]) -> Result<Vec<u64>> {
-    rows.iter().map(|&r| whole(r, "rows", 9.0e15).map(|v| v as u64)).collect()
+/// A shard's draw as both sequence models' loss calls take it: the rows' indices in the data set
+/// (f64 from JS; they key the rows' random numbers), the seed, the iteration and the subsample
+/// bounds `keep` = (min, max) of observations kept per row, (0, 0) keeping all of them.
+struct Draw<'a> {
+    rows: &'a [f64],
+    seed: u64,
+    iteration: u64,
+    keep: (u32, u32),
 }
 
-fn elbo_typed<R: Scalar>(m: &LatentOde<R>, s: &Series, rows: &[f64], seed: u64, iteration: u64, keep: (u32, u32), t0: f64, go: &GradOptions, grad: &mut [f64], stats: &mut [f64]) -> Result<()> {
-    let ids = row_ids(rows)?;
-    let st = if keep.0 == 0 && keep.1 == 0 {
-        m.elbo_grad(s, t0, &ids, seed, iteration, go, grad)?
-    } else {
-        let em = subsample_mask(s, &ids, seed, iteration, keep.0 as usize, keep.1 as usize)?;
-        let sub = Series { enc_mask: &em, ..*s };
-        m.elbo_grad(&sub, t0, &ids, seed, iteration, go, grad)?
-    };
+impl<'a> Draw<'a> {
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn decode(rows: *const f64, batch: u32, seed_lo: u32, seed_hi: u32, iteration: f64, keep_min: u32, keep_max: u32) -> Result<Draw<'a>> {
+        let iteration = whole(iteration, "iteration", 9.0e15)? as u64;
+        Ok(Draw { rows: slice(rows, batch), seed: seed64(seed_lo, seed_hi), iteration, keep: (keep_min, keep_max) })
+    }
+
+    fn ids(&self) -> Result<Vec<u64>> {
+        self.rows.iter().map(|&r| whole(r, "rows", 9.0e15).map(|v| v as u64)).collect()
+    }
+
+    fn subsampled(&self) -> bool {
+        self.keep != (0, 0)
+    }
+
+    /// The observations each row of `s` keeps this iteration (rows keyed by `ids`).
+    fn kept(&self, s: &Series, ids: &[u64]) -> Result<Vec<u8>> {
+        subsample_mask(s, ids, self.seed, self.iteration, self.keep.0 as usize, self.keep.1 as usize)
+    }
+}
+
+fn elbo_typed<R: Scalar>(m: &LatentOde<R>, s: &Series, draw: &Draw, t0: f64, go: &GradOptions, grad: &mut [f64], stats: &mut [f64]) -> Result<()> {
+    let ids = draw.ids()?;
+    // the encoder sees the kept observations; every observation is still scored
+    let kept = if draw.subsampled() { Some(draw.kept(s, &ids)?) } else { None };
+    let s = Series { enc_mask: kept.as_deref().unwrap_or(s.enc_mask), ..*s };
+    let st = m.elbo_grad(&s, t0, &ids, draw.seed, draw.iteration, go, grad)?;
     stats.copy_from_slice(&[st.loss, st.nfe_forward as f64, st.nfe_backward as f64, st.recon, st.kl, st.poisson]);
     Ok(())
 }
@@ -158,14 +181,12 @@ pub unsafe extern "C" fn nd_latent_elbo(
 ) -> i32 {
     let r = (|| {
         let go = decode_solve(slice(sopts, 6))?;
-        let it = whole(iteration, "iteration", 9.0e15)? as u64;
-        let seed = seed64(seed_lo, seed_hi);
+        let draw = Draw::decode(rows, batch, seed_lo, seed_hi, iteration, keep_min, keep_max)?;
         let g = slice_mut(grad, np as usize);
         let st = slice_mut(stats, 6);
-        let rows = slice(rows, batch);
         with_object(h, |obj| match obj {
-            Object::Latent64(m) => elbo_typed(m, &series(batch, slots, m.cfg.obs_dim, times, values, mask, emask)?, rows, seed, it, (keep_min, keep_max), t0, &go, g, st),
-            Object::Latent32(m) => elbo_typed(m, &series(batch, slots, m.cfg.obs_dim, times, values, mask, emask)?, rows, seed, it, (keep_min, keep_max), t0, &go, g, st),
+            Object::Latent64(m) => elbo_typed(m, &series(batch, slots, m.cfg.obs_dim, times, values, mask, emask)?, &draw, t0, &go, g, st),
+            Object::Latent32(m) => elbo_typed(m, &series(batch, slots, m.cfg.obs_dim, times, values, mask, emask)?, &draw, t0, &go, g, st),
             _ => Err(wrong(h, "a latent ODE")),
         })
     })();
@@ -213,13 +234,13 @@ pub unsafe extern "C" fn nd_latent_predict(
     status(r)
 }
 
-fn rnn_loss_typed<R: Scalar>(m: &RnnBaseline<R>, s: &Series, rows: &[f64], seed: u64, iteration: u64, keep: (u32, u32), grad: &mut [f64]) -> Result<f64> {
-    if keep.0 == 0 && keep.1 == 0 {
+fn rnn_loss_typed<R: Scalar>(m: &RnnBaseline<R>, s: &Series, draw: &Draw, grad: &mut [f64]) -> Result<f64> {
+    if !draw.subsampled() {
         return m.loss_grad(s, grad);
     }
-    let ids = row_ids(rows)?;
-    let sub = subsample_mask(s, &ids, seed, iteration, keep.0 as usize, keep.1 as usize)?;
-    m.loss_grad(&Series { mask: &sub, enc_mask: &sub, ..*s }, grad)
+    // the RNN reads and predicts only the kept observations
+    let kept = draw.kept(s, &draw.ids()?)?;
+    m.loss_grad(&Series { mask: &kept, enc_mask: &kept, ..*s }, grad)
 }
 
 /// The RNN baseline's loss (written to `loss`) and gradient (f64, numParams). `keep_min`/
@@ -246,11 +267,10 @@ pub unsafe extern "C" fn nd_rnn_loss(
 ) -> i32 {
     let r = (|| {
         let g = slice_mut(grad, np as usize);
-        let it = whole(iteration, "iteration", 9.0e15)? as u64;
-        let (seed, rows, keep) = (seed64(seed_lo, seed_hi), slice(rows, batch), (keep_min, keep_max));
+        let draw = Draw::decode(rows, batch, seed_lo, seed_hi, iteration, keep_min, keep_max)?;
         with_object(h, |obj| match obj {
-            Object::Rnn64(m) => rnn_loss_typed(m, &series(batch, slots, m.obs_dim, times, values, mask, mask)?, rows, seed, it, keep, g),
-            Object::Rnn32(m) => rnn_loss_typed(m, &series(batch, slots, m.obs_dim, times, values, mask, mask)?, rows, seed, it, keep, g),
+            Object::Rnn64(m) => rnn_loss_typed(m, &series(batch, slots, m.obs_dim, times, values, mask, mask)?, &draw, g),
+            Object::Rnn32(m) => rnn_loss_typed(m, &series(batch, slots, m.obs_dim, times, values, mask, mask)?, &draw, g),
             _ => Err(wrong(h, "an RNN baseline")),
         })
     })();

@@ -36,6 +36,11 @@ pub trait Real:
     fn min(self, other: Self) -> Self;
 }
 
+/// Whether two slices hold the same values bit for bit (−0 ≠ 0, NaN payloads compared).
+pub fn same_bits<R: Real>(a: &[R], b: &[R]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_f64().to_bits() == y.to_f64().to_bits())
+}
+
 macro_rules! impl_real {
     ($t:ty, $bytes:expr) => {
         impl Real for $t {

@@ -19,6 +19,7 @@
 use super::mlp::{act_d1, act_d2};
 use crate::math::Act;
 use crate::nn::LayerSpec;
+use crate::real::same_bits;
 use crate::tensor::gemm::GemmArgs;
 use crate::tensor::{self, Scalar};
 
@@ -187,7 +188,7 @@ impl<R: Scalar> ClosedTrace<R> {
     /// Recomputes the batch-independent matrices when the parameters differ (bitwise) from
     /// those they were computed from.
     fn refresh(&mut self, p: &[R]) {
-        if self.pcache.len() == p.len() && self.pcache.iter().zip(p).all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits()) {
+        if same_bits(&self.pcache, p) {
             return;
         }
         let [l1, l2, l3] = self.l;

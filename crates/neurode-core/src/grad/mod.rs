@@ -15,7 +15,7 @@
 use core::cell::RefCell;
 
 use crate::error::{Code, Error, Result};
-use crate::real::Real;
+use crate::real::{same_bits, Real};
 use crate::solver::tableau::{interp_weights, Dual, Tableau};
 use crate::solver::{self, stage_state, stage_time, step_end_state, Options, Rhs, StepInfo, StepObserver, Stats};
 
@@ -176,7 +176,7 @@ impl<R: Real> RecRing<R> {
         let m = self.slots.len();
         for back in 1..=m {
             let e = &mut self.slots[(self.next + m - back) % m];
-            if e.live && e.t.to_bits() == t.to_bits() && e.y.iter().zip(y).all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits()) {
+            if e.live && e.t.to_bits() == t.to_bits() && same_bits(&e.y, y) {
                 e.live = false;
                 return Some(core::mem::replace(&mut e.rec, vec![R::ZERO; self.rec_len]));
             }
@@ -296,7 +296,7 @@ pub fn forward_observed<R: Real>(f: &mut dyn VjpRhs<R>, y0: &[R], ts: &[f64], o:
     let tb = m.tableau();
     // Backprop through an explicit RK method keeps each stage's evaluation record, so that the
     // backward pass's VJPs skip the forward pass (ring: one rejected attempt's evaluations fit).
-    let rec_len = if o.mode == Mode::Backprop && !matches!(m, solver::Method::Kvaerno5 | solver::Method::ExplicitAdams | solver::Method::ImplicitAdams) { f.rec_len(n)? } else { 0 };
+    let rec_len = if o.mode == Mode::Backprop && m.explicit_rk() { f.rec_len(n)? } else { 0 };
     let ring = RefCell::new(RecRing::new(if rec_len > 0 { 2 * tb.stages() + 2 } else { 0 }, n, rec_len));
     let mut rec = Recorder {
         keep_stages: o.mode == Mode::Backprop || m == solver::Method::Kvaerno5,

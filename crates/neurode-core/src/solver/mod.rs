@@ -284,10 +284,7 @@ pub fn solve<R: Real>(
         return Ok(());
     }
     let dir = if ts[1] > ts[0] { 1.0 } else { -1.0 };
-    let passive = match o.method {
-        Method::Kvaerno5 | Method::ExplicitAdams | Method::ImplicitAdams => n,
-        _ => passive_from(rhs, o, n),
-    };
+    let passive = if o.method.explicit_rk() { passive_from(rhs, o, n) } else { n };
     let mut f = Directed { rhs, dir, nfe: 0, passive };
     let r = match o.method {
         Method::Kvaerno5 => stiff::integrate(&mut f, y0, ts, o, out, stats, observer),

@@ -85,6 +85,10 @@ impl Method {
     ];
     /// Methods beyond the explicit Runge–Kutta tableaus (ABI indices 8, 9, 10).
     pub const EXTRA: [Method; 3] = [Method::Kvaerno5, Method::ExplicitAdams, Method::ImplicitAdams];
+    /// Whether `solve` runs it through the explicit Runge–Kutta step loop (not one of `EXTRA`).
+    pub fn explicit_rk(self) -> bool {
+        !Method::EXTRA.contains(&self)
+    }
     /// The ABI encodes methods as their index in `ALL`, then `EXTRA`.
     pub fn from_index(i: u32) -> Option<Method> {
         let i = i as usize;
