@@ -6,13 +6,29 @@
 import { CNF, nn, twoCircles } from '../dist/index.js';
 import { summarize, round } from './stats.mjs';
 
-const layers = [nn.concatLinear(2, 64), nn.tanh(), nn.linear(64, 64), nn.tanh(), nn.linear(64, 2)];
+/** The (c) row's model: `seed` sets the initial weights. */
+export function cnfRowModel({ dtype, trace = 'exact', seed = 0 }) {
+  const layers = [nn.concatLinear(2, 64), nn.tanh(), nn.linear(64, 64), nn.tanh(), nn.linear(64, 2)];
+  return new CNF({ dim: 2, layers, t1: 10, baseStd: Math.sqrt(0.1), rtol: 1e-5, atol: 1e-5, trace, grad: 'adjoint', dtype, seed });
+}
+
+/**
+ * The (c) row's data: "fresh samples each iteration" as a pool of n points that batches of 512
+ * are drawn from; torchdiffeq's example uses make_circles without FFJORD's ×3 scaling, so scaled
+ * back to radii 1 and 0.5.
+ */
+export function cnfRowData(n, seed = 0) {
+  return twoCircles(n, 1 + seed).map((v) => v / 3);
+}
+
+/** torchdiffeq's one-thread (c) row of the reference file for this dtype. */
+export function cnfPeerRow(peer, dtype) {
+  return peer?.c_cnf2d_train_iter?.find((r) => r.model === 'mlp' && r.dtype === dtype && r.threads === '1' && r.mode === 'adjoint');
+}
 
 export async function timeTraining({ dtype, trace, shardSize, iterations, warmup, seed = 0 }) {
-  const f = new CNF({ dim: 2, layers, t1: 10, baseStd: Math.sqrt(0.1), rtol: 1e-5, atol: 1e-5, trace, grad: 'adjoint', dtype, seed });
-  // "fresh samples each iteration": a large pool, 512 rows drawn per iteration; torchdiffeq's
-  // example uses make_circles without FFJORD's ×3 scaling, so scale back to radii 1 and 0.5
-  const data = twoCircles(512 * 64, 1 + seed).map((v) => v / 3);
+  const f = cnfRowModel({ dtype, trace, seed });
+  const data = cnfRowData(512 * 64, seed);
   const times = [], nfeF = [], nfeB = [], loss = [];
   let last = performance.now();
   const h = await f.fit(data, {
@@ -36,15 +52,13 @@ export async function timeTraining({ dtype, trace, shardSize, iterations, warmup
 }
 
 export async function runCnf({ peer, quick = false } = {}) {
-  const ref = peer?.c_cnf2d_train_iter ?? [];
-  const td = (dtype) => ref.find((r) => r.model === 'mlp' && r.dtype === dtype && r.threads === '1' && r.mode === 'adjoint');
   const iterations = quick ? 3 : 20;
   const rows = [];
   for (const dtype of ['float64', 'float32']) {
     for (const [trace, shardSize] of [['exact', 512], ['exact', 64], ['hutchinson', 512]]) {
       if (quick && shardSize === 64) continue;
       const r = await timeTraining({ dtype, trace, shardSize, iterations, warmup: 2 });
-      const peerRow = td(dtype);
+      const peerRow = cnfPeerRow(peer, dtype);
       if (peerRow && trace === 'exact') {
         r.torchdiffeqMs = peerRow.iter_ms;
         r.torchdiffeqNfe = `${peerRow.nfe_fwd[0]}/${peerRow.nfe_bwd[0]}`;

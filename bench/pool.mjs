@@ -2,7 +2,8 @@
 // pool), the round trip of a tiny call, and 1 MiB buffers copied vs transferred. Runs of the
 // two pool sizes are interleaved so that the shared machine's noise hits both alike; every
 // training run must end on the same parameter bits (checked, reported as sameBits).
-import { nn, odeint, fitTrajectory, WorkerPool, CNF, twoCircles, ODENetClassifier, datasets } from '../dist/index.js';
+import { nn, odeint, fitTrajectory, WorkerPool, ODENetClassifier, datasets } from '../dist/index.js';
+import { cnfPeerRow, cnfRowData, cnfRowModel } from './cnf.mjs';
 import os from 'node:os';
 import { summarize, round } from './stats.mjs';
 
@@ -70,13 +71,10 @@ export function cnfWorkload(dtype, shardSize, seed = 0) {
     shardSize,
     rounds: 3,
     iterations: 6,
-    peerRow: { model: 'mlp', dtype, threads: '1', mode: 'adjoint' },
-    make(s) {
-      const layers = [nn.concatLinear(2, 64), nn.tanh(), nn.linear(64, 64), nn.tanh(), nn.linear(64, 2)];
-      return new CNF({ dim: 2, layers, t1: 10, baseStd: Math.sqrt(0.1), rtol: 1e-5, atol: 1e-5, trace: 'exact', grad: 'adjoint', dtype, seed: seed + s });
-    },
+    peerRow: (peer) => cnfPeerRow(peer, dtype),
+    make: (s) => cnfRowModel({ dtype, seed: seed + s }),
     fit(m, iterations, pool, onIteration) {
-      return m.fit(twoCircles(512 * 16, 1 + seed).map((v) => v / 3), { iterations, batchSize: 512, shardSize, lr: 1e-3, seed, pool, onProgress: onIteration });
+      return m.fit(cnfRowData(512 * 16, seed), { iterations, batchSize: 512, shardSize, lr: 1e-3, seed, pool, onProgress: onIteration });
     },
     digest: (m) => m.digest(),
     dispose: (m) => m.dispose(),
@@ -143,7 +141,7 @@ export async function runPoolBench({ peer, quick = false, only = process.env.POO
         cpuPerWall1: round(summarize(cpu[1]).medianMs, 3), cpuPerWall2: round(summarize(cpu[2]).medianMs, 3), iterationsTimed: s[2].reps,
         sameBits: digests.size === 1, digest: [...digests].join(','),
       };
-      const ref = w.peerRow && peer?.c_cnf2d_train_iter?.find((r) => Object.entries(w.peerRow).every(([k, v]) => r[k] === v));
+      const ref = w.peerRow?.(peer);
       if (ref) {
         // torchdiffeq's one-thread iteration (shared/reference) over ours: issue 5 asks >= 3x with 2 workers
         row.torchdiffeqMs = ref.iter_ms;

@@ -27,9 +27,29 @@ torch.set_num_threads(1)
 task, dtype_name = sys.argv[1], sys.argv[2]
 dtype = torch.float64 if dtype_name == 'f64' else torch.float32
 torch.set_default_dtype(dtype)
-seed = int(sys.argv[4] if task == 'ode_demo' else sys.argv[3]) if len(sys.argv) > (4 if task == 'ode_demo' else 3) else 0
+optional = sys.argv[4:] if task == 'ode_demo' else sys.argv[3:]
+seed = int(optional[0]) if optional else 0
 torch.manual_seed(seed)
 np.random.seed(seed)
+
+
+def timed(f, opt, iterations, warmup, forward):
+    """Runs `iterations` training iterations (`forward()` returns the loss), each timed whole;
+    medians of time and NFE after the first `warmup`."""
+    times, nfe_f, nfe_b = [], [], []
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        opt.zero_grad()
+        f.nfe = 0
+        loss = forward()
+        forward_nfe = f.nfe
+        loss.backward()
+        opt.step()
+        times.append((time.perf_counter() - t0) * 1000)
+        nfe_f.append(forward_nfe)
+        nfe_b.append(f.nfe - forward_nfe)
+    med = lambda v: statistics.median(v[warmup:])
+    return {'msPerIter': med(times), 'nfeForward': med(nfe_f), 'nfeBackward': med(nfe_b)}
 
 
 class Counted(nn.Module):
@@ -67,23 +87,13 @@ def ode_demo(grad):
     f = Counted(Field())
     opt = torch.optim.RMSprop(f.parameters(), lr=1e-3)
     solve = torchdiffeq.odeint_adjoint if grad == 'adjoint' else torchdiffeq.odeint
-    times, nfe_f, nfe_b = [], [], []
-    for _ in range(51):  # 1 warm-up + 50 timed, as the reference
-        t0 = time.perf_counter()
-        opt.zero_grad()
+
+    def forward():
         s = torch.from_numpy(np.random.choice(np.arange(1000 - 10, dtype=np.int64), 20, replace=False))
-        y0, ts = truth[s], t[:10]
         target = torch.stack([truth[s + i] for i in range(10)], dim=0)
-        f.nfe = 0
-        pred = solve(f, y0, ts)
-        forward = f.nfe
-        loss = torch.mean(torch.abs(pred - target))
-        loss.backward()
-        opt.step()
-        times.append((time.perf_counter() - t0) * 1000)
-        nfe_f.append(forward)
-        nfe_b.append(f.nfe - forward)
-    return {'msPerIter': statistics.median(times[1:]), 'nfeForward': statistics.median(nfe_f[1:]), 'nfeBackward': statistics.median(nfe_b[1:])}
+        return torch.mean(torch.abs(solve(f, truth[s], t[:10]) - target))
+
+    return timed(f, opt, 51, 1, forward)  # 1 warm-up + 50 timed, as the reference
 
 
 def cnf():
@@ -114,20 +124,12 @@ def cnf():
     f = Counted(Field())
     opt = torch.optim.Adam(f.parameters(), lr=1e-3)
     base = torch.distributions.MultivariateNormal(torch.zeros(2), 0.1 * torch.eye(2))
-    times, nfe_f, nfe_b = [], [], []
-    for _ in range(22):
-        t0 = time.perf_counter()
-        opt.zero_grad()
-        f.nfe = 0
+
+    def forward():
         z, dlogp = torchdiffeq.odeint_adjoint(f, (circles(512), torch.zeros(512, 1)), torch.tensor([10., 0.]), rtol=1e-5, atol=1e-5, method='dopri5')
-        forward = f.nfe
-        loss = -(base.log_prob(z[-1]) - dlogp[-1].view(-1)).mean()
-        loss.backward()
-        opt.step()
-        times.append((time.perf_counter() - t0) * 1000)
-        nfe_f.append(forward)
-        nfe_b.append(f.nfe - forward)
-    return {'msPerIter': statistics.median(times[2:]), 'nfeForward': statistics.median(nfe_f[2:]), 'nfeBackward': statistics.median(nfe_b[2:])}
+        return -(base.log_prob(z[-1]) - dlogp[-1].view(-1)).mean()
+
+    return timed(f, opt, 22, 2, forward)
 
 
 out = ode_demo(sys.argv[3]) if task == 'ode_demo' else cnf()
